@@ -1,0 +1,54 @@
+# Quickstart: `make run` (set up + run the pipeline on the default cameras), `make test` (the whole suite).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# torch/torchvision pinned to the builds on this machine kind's local disk (plain PyPI elsewhere).
+TORCH  ?= torch==2.14.1 torchvision==0.29.1
+ARGS   ?= --imgsz 320
+GST_PKGS := gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-tools \
+            gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
+export YOLO_OFFLINE ?= 1
+export YOLO_AUTOINSTALL ?= False
+
+.PHONY: setup run test unit system-deps bench serve-config clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e ".[test]"
+	@# ultralytics pulls opencv-python (needs libGL); keep only the headless build of cv2.
+	$(BIN)/pip uninstall -q -y opencv-python
+	$(BIN)/pip install -q --force-reinstall --no-deps "opencv-python-headless>=4.8"
+	$(BIN)/python -c "import cv2, torch, ray, ultralytics, trackers"
+	touch $@
+
+setup: $(BIN)/.installed
+
+run: setup
+	$(BIN)/surveillance-ray run $(ARGS)
+
+# Debian packages for the real RTSP camera used by the tests (GStreamer RTSP server + PyGObject).
+system-deps:
+	@if /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')" 2>/dev/null \
+	   && gst-inspect-1.0 x264enc >/dev/null 2>&1 && gst-inspect-1.0 avidemux >/dev/null 2>&1; then \
+	  echo "system-deps: GStreamer RTSP server present"; \
+	else \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $(GST_PKGS); \
+	fi
+
+test: setup system-deps
+	$(BIN)/pytest -ra --durations=15
+
+unit: setup
+	$(BIN)/pytest -ra tests/unit
+
+bench: setup
+	$(BIN)/python -m benchmarks.accuracy --imgsz 640
+	$(BIN)/python -m benchmarks.live --cameras 4 --duration 60 --imgsz 320
+
+serve-config: setup
+	$(BIN)/serve build deployments.app:app -o serve_config.yaml
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

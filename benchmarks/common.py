@@ -1,0 +1,39 @@
+"""Shared helpers for benchmark scripts: asset paths and writing results (JSON + Markdown)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+from surveillance_ray.config import PETS_VIDEO, assets_dir
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def assets() -> Path:
+    found = assets_dir()
+    if found is None:
+        raise SystemExit("shared assets not found: set SURVEILLANCE_ASSETS to the folder holding weights/ and videos/")
+    return found
+
+
+def pets_video() -> Path:
+    return assets() / PETS_VIDEO
+
+
+def machine() -> dict[str, Any]:
+    return {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+            "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def save(name: str, data: dict[str, Any], markdown: str) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=2))
+    path = RESULTS / f"{name}.md"
+    path.write_text(markdown)
+    print(markdown)
+    return path

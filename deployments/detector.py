@@ -1,0 +1,57 @@
+"""Ray Serve wrapper of ``surveillance_ray.detect.Detector``: batches frames across all cameras."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import numpy as np
+from ray import serve
+
+from surveillance_ray.config import DetectorConfig
+from surveillance_ray.detect import Detector
+from surveillance_ray.messages import Detections
+
+
+@serve.deployment(name="YOLODetector")
+class YOLODetector:
+    def __init__(self, config: dict[str, Any]) -> None:
+        cfg = DetectorConfig(**config)
+        self.detector = Detector(cfg)
+        self.detect_batch.set_max_batch_size(cfg.max_batch_size)
+        self.detect_batch.set_batch_wait_timeout_s(cfg.batch_wait_timeout_s)
+        self.batch_sizes: dict[int, int] = {}
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
+    async def detect_batch(self, images: list[np.ndarray]) -> list[Detections]:
+        self.batch_sizes[len(images)] = self.batch_sizes.get(len(images), 0) + 1
+        # The forward pass runs off the event loop so the next batch can gather meanwhile.
+        return await asyncio.to_thread(self.detector.detect, images)
+
+    async def detect(self, image: np.ndarray) -> Detections:
+        """One frame in, its detections out (batched with other cameras' frames)."""
+        return await self.detect_batch(image)
+
+    def names(self) -> dict[int, str]:
+        return self.detector.names
+
+    def stats(self) -> dict[str, Any]:
+        return {"batches": self.detector.batches, "frames": self.detector.frames,
+                "batch_sizes": dict(sorted(self.batch_sizes.items())),
+                "torch_threads": self.detector._torch.get_num_threads()}
+
+    def check_health(self) -> None:
+        """Serve calls this periodically; raising marks the replica unhealthy and restarts it."""
+        if not self.detector.health()["ok"]:
+            raise RuntimeError("detector health probe failed")
+
+
+def detector_app(config: DetectorConfig) -> serve.Application:
+    """The deployment bound with its config; resources and concurrency derived from it."""
+    return YOLODetector.options(
+        num_replicas=config.num_replicas,
+        # Serve warns when fewer requests may be in flight than a batch holds; two batches' worth
+        # lets the next batch fill while one runs.
+        max_ongoing_requests=2 * config.max_batch_size,
+        ray_actor_options={"num_cpus": config.num_cpus, "num_gpus": config.num_gpus},
+    ).bind(config.model_dump(mode="json"))

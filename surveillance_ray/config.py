@@ -1,0 +1,297 @@
+"""Typed configuration: defaults < YAML file < environment (``SURVEILLANCE__…``) < CLI flags.
+
+Every model forbids unknown keys, every field has a description and bounds, and errors name the
+field (and the camera, for camera settings) so that a bad config fails before Ray starts.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+#: Names ultralytics downloads by itself when online (yolov8n.pt, yolo11s.pt, …).
+_HUB_WEIGHTS = re.compile(r"^yolo[\w.-]*\.pt$")
+_REMOTE_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
+PETS_VIDEO = "videos/pets2009_s2l1_view1_480x360_10fps.avi"
+DEQUANT_WEIGHTS = "weights/yolov8n_coco_dequant.pt"
+
+
+class ConfigError(ValueError):
+    """A configuration problem, already phrased as one line per problem."""
+
+
+def assets_dir() -> Path | None:
+    """The shared test assets (``../shared/assets``) when this checkout has them, else None."""
+    env = os.environ.get("SURVEILLANCE_ASSETS")
+    candidates = [Path(env)] if env else []
+    candidates += [Path.cwd().parent / "shared" / "assets", PACKAGE_ROOT.parent / "shared" / "assets"]
+    for path in candidates:
+        if (path / DEQUANT_WEIGHTS).is_file():
+            return path.resolve()
+    return None
+
+
+def default_weights() -> str:
+    assets = assets_dir()
+    return str(assets / DEQUANT_WEIGHTS) if assets else "yolov8n.pt"
+
+
+def default_cameras() -> list[dict[str, Any]]:
+    """Four cameras playing the PETS video where the shared assets exist; none elsewhere."""
+    assets = assets_dir()
+    if assets is None:
+        return []
+    return [{"id": f"pets{i}", "source": str(assets / PETS_VIDEO)} for i in range(4)]
+
+
+def source_kind(source: str) -> Literal["url", "webcam", "folder", "file"]:
+    if source.lower().startswith(_REMOTE_SCHEMES):
+        return "url"
+    if source.isdigit():
+        return "webcam"
+    return "folder" if Path(source).is_dir() else "file"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class CameraConfig(_Strict):
+    """One camera (or file/folder played as a camera)."""
+
+    id: str = Field(description="Unique camera id used in events, metrics and the summary.",
+                    pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    source: str = Field(min_length=1, max_length=2048, description=(
+        "Video file, rtsp/http(s) URL, webcam index (e.g. '0') or image-sequence folder (MOT img1/ layout)."))
+    fps: float | None = Field(None, gt=0, le=240, description=(
+        "Target analysed frames per second (sampling). None: the source's own rate."))
+    realtime: bool = Field(True, description=(
+        "Files/folders only: pace at the source rate like a live camera (drop-oldest when behind). "
+        "False: read as fast as the pipeline takes frames, never dropping."))
+    loop: bool = Field(False, description="Files/folders only: start again at the end.")
+    source_fps: float | None = Field(None, gt=0, le=240, description=(
+        "Override the source's frame rate when its metadata is missing or wrong."))
+    buffer_size: int = Field(4, ge=1, le=256, description=(
+        "Frames waiting for analysis; when full, the oldest is dropped and counted."))
+    max_inflight: int = Field(2, ge=1, le=16, description=(
+        "Frames of this camera in the detector at once (pipelining; keeps cross-camera batches full)."))
+    reconnect_initial_s: float = Field(0.5, gt=0, le=60, description="First reconnect delay (doubles each try).")
+    reconnect_max_s: float = Field(10.0, gt=0, le=600, description="Cap on the reconnect delay.")
+    max_reconnects: int | None = Field(None, ge=0, le=1_000_000, description=(
+        "Give up after this many failed reconnect attempts in a row (None: never)."))
+    read_timeout_s: float = Field(10.0, gt=0, le=300, description="Open/read timeout for network streams.")
+    sensitivity: float = Field(1.0, gt=0, le=4, description=(
+        "Context modifier: confidence thresholds of this camera are divided by it (>1: more sensitive)."))
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _name_the_camera(cls, data: Any, handler: Any) -> "CameraConfig":
+        try:
+            camera = handler(data)
+        except ValidationError as exc:
+            cam = data.get("id", "?") if isinstance(data, dict) else "?"
+            raise ValueError(f"camera {cam!r}: {_one_line(exc)}") from None
+        camera._check_source()
+        return camera
+
+    def _check_source(self) -> None:
+        kind = source_kind(self.source)
+        if kind == "file" and not Path(self.source).is_file():
+            raise ValueError(f"camera {self.id!r}: source file not found: {self.source}")
+        if self.reconnect_max_s < self.reconnect_initial_s:
+            raise ValueError(f"camera {self.id!r}: reconnect_max_s must be >= reconnect_initial_s")
+
+    @property
+    def kind(self) -> str:
+        return source_kind(self.source)
+
+
+class DetectorConfig(_Strict):
+    """The YOLO deployment on Ray Serve."""
+
+    weights: str = Field(default_factory=default_weights, min_length=1, description=(
+        "Model: .pt, .onnx, OpenVINO folder, TensorRT .engine, or a hub name such as yolov8n.pt (online only)."))
+    imgsz: int = Field(640, ge=32, le=4096, multiple_of=32, description="Inference size (long side), pixels.")
+    conf: float = Field(0.25, ge=0.0, le=1.0, description="Default confidence threshold for all classes.")
+    class_conf: dict[str, float] = Field(default_factory=dict, description=(
+        "Per-class confidence thresholds by class name, e.g. {person: 0.3, car: 0.5}."))
+    classes: list[str] | None = Field(None, description="Keep only these class names (None: all).")
+    iou: float = Field(0.7, gt=0.0, le=1.0, description="NMS IoU threshold.")
+    max_det: int = Field(300, ge=1, le=3000, description="Maximum detections per frame.")
+    device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?|\d+|mps)$", description=(
+        "Torch device. A GPU device never falls back to the CPU silently: the replica fails instead."))
+    half: bool = Field(False, description="FP16 inference (GPU only).")
+    num_cpus: float = Field(2.0, ge=0.0, le=256, description="CPUs reserved per detector replica.")
+    num_gpus: float = Field(0.0, ge=0.0, le=16, description="GPUs reserved per detector replica.")
+    threads: int | None = Field(None, ge=1, le=256, description=(
+        "Inference threads per replica; None: the replica's CPUs (ultralytics would pick cpu_count-1)."))
+    num_replicas: int = Field(1, ge=1, le=256, description="Detector replicas.")
+    max_batch_size: int = Field(8, ge=1, le=256, description="Frames batched across cameras per forward pass.")
+    batch_wait_timeout_s: float = Field(0.01, ge=0.0, le=1.0, description="How long a batch waits to fill up.")
+
+    @field_validator("weights")
+    @classmethod
+    def _weights_exist(cls, value: str) -> str:
+        if Path(value).exists() or _HUB_WEIGHTS.match(value):
+            return value
+        raise ValueError(f"model file not found: {value}")
+
+    @field_validator("class_conf")
+    @classmethod
+    def _conf_bounds(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, conf in value.items():
+            if not 0.0 <= conf <= 1.0:
+                raise ValueError(f"class_conf[{name!r}] = {conf} is outside [0, 1]")
+        return value
+
+    @property
+    def inference_threads(self) -> int:
+        return self.threads or max(1, int(self.num_cpus))
+
+
+class TrackingConfig(_Strict):
+    """ByteTrack (``trackers`` package) settings, one tracker per camera."""
+
+    track_activation_threshold: float = Field(0.5, ge=0.0, le=1.0, description=(
+        "Minimum confidence for a detection to start a new track."))
+    lost_track_buffer: int = Field(30, ge=0, le=10_000, description=(
+        "Frames (at 30 fps; scaled to the camera rate) a lost track is kept for re-association."))
+    minimum_consecutive_frames: int = Field(2, ge=1, le=1000, description=(
+        "Frames a track must be matched before it counts as confirmed and is passed on."))
+    minimum_iou_threshold: float = Field(0.1, ge=0.0, le=1.0, description="Minimum IoU to associate.")
+    high_conf_det_threshold: float = Field(0.5, ge=0.0, le=1.0, description=(
+        "Detections above this go to the first association stage."))
+
+
+class ValidatorConfig(_Strict):
+    """Validation levels (BASIC now): per-class thresholds with context modifiers, temporal confirmation."""
+
+    default_threshold: float = Field(0.3, ge=0.0, le=1.0, description="Event threshold for classes not listed.")
+    class_thresholds: dict[str, float] = Field(default_factory=lambda: {"person": 0.35}, description=(
+        "Per-class event thresholds (class name -> minimum confidence)."))
+    small_box_frac: float = Field(0.0015, ge=0.0, le=1.0, description=(
+        "Boxes smaller than this fraction of the frame area are 'small'."))
+    small_box_penalty: float = Field(0.1, ge=0.0, le=1.0, description="Threshold increase for small boxes.")
+    edge_margin_frac: float = Field(0.01, ge=0.0, le=0.5, description=(
+        "Boxes touching this margin of the frame border are 'at the edge' (partly visible)."))
+    edge_penalty: float = Field(0.05, ge=0.0, le=1.0, description="Threshold increase for boxes at the edge.")
+    confirm_frames: int = Field(3, ge=1, le=1000, description=(
+        "Observations above threshold a track needs within the window to be confirmed."))
+    confirm_window: int = Field(5, ge=1, le=1000, description="Window (observations) for confirmation.")
+    end_after_s: float = Field(2.0, gt=0, le=3600, description="A confirmed track unseen this long has ended.")
+    persist_every_s: float = Field(10.0, gt=0, le=86_400, description=(
+        "A 'track_persisted' event is emitted each time a confirmed track has lived this much longer."))
+
+    @model_validator(mode="after")
+    def _window_fits(self) -> "ValidatorConfig":
+        if self.confirm_frames > self.confirm_window:
+            raise ValueError("validator.confirm_frames must be <= validator.confirm_window")
+        return self
+
+
+class RunConfig(_Strict):
+    """One run of the pipeline."""
+
+    duration_s: float | None = Field(None, gt=0, le=30 * 86_400, description="Stop after this many seconds.")
+    max_frames: int | None = Field(None, ge=1, le=10**9, description="Stop each camera after this many frames.")
+    run_dir: Path | None = Field(None, description="Output folder (default: runs/<timestamp>).")
+    track_log: bool = Field(True, description="Write the per-frame track log tracks.jsonl (replayable).")
+    live: bool | None = Field(None, description="Live terminal table (None: only on a terminal).")
+    refresh_s: float = Field(1.0, gt=0, le=60, description="Live table / stats refresh period.")
+
+
+class Settings(BaseSettings):
+    """The whole configuration of a run."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SURVEILLANCE__", env_nested_delimiter="__", extra="forbid", validate_assignment=True,
+    )
+
+    cameras: list[CameraConfig] = Field(default_factory=default_cameras, description="The cameras.")
+    detector: DetectorConfig = Field(default_factory=DetectorConfig, description="Detector deployment.")
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="Per-camera tracking.")
+    validator: ValidatorConfig = Field(default_factory=ValidatorConfig, description="Validation rules.")
+    run: RunConfig = Field(default_factory=RunConfig, description="Run control and outputs.")
+
+    @model_validator(mode="after")
+    def _unique_camera_ids(self) -> "Settings":
+        seen: set[str] = set()
+        for camera in self.cameras:
+            if camera.id in seen:
+                raise ValueError(f"cameras: duplicate camera id {camera.id!r}")
+            seen.add(camera.id)
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        yaml_file = _YAML_FILE.get()
+        if yaml_file is not None:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file))
+        return tuple(sources)
+
+
+_YAML_FILE: contextvars.ContextVar[Path | None] = contextvars.ContextVar("yaml_file", default=None)
+
+
+def _one_line(exc: ValidationError) -> str:
+    return "; ".join(format_errors(exc))
+
+
+def format_errors(exc: ValidationError) -> list[str]:
+    """One line per problem, each naming the field (``cameras.1: camera 'lobby': fps: …``)."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{loc}: {msg}" if loc else msg)
+    return lines
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Build the effective settings; ``overrides`` (the CLI flags) win over env, env over YAML.
+
+    Raises ConfigError with one line per problem.
+    """
+    path = Path(config_file) if config_file else None
+    if path is not None:
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path}: invalid YAML: {' '.join(str(exc).split())}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path}: expected a mapping at top level, got {type(loaded).__name__}")
+    token = _YAML_FILE.set(path)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError("\n".join(format_errors(exc))) from None
+    finally:
+        _YAML_FILE.reset(token)
+
+
+def cameras_from_sources(sources: list[str]) -> list[dict[str, Any]]:
+    """CLI ``--source`` values as camera entries named cam0, cam1, …"""
+    return [{"id": f"cam{i}", "source": src} for i, src in enumerate(sources)]

@@ -1,0 +1,253 @@
+"""The driver: starts (or joins) Ray, deploys the detector, runs one actor per camera, writes the run.
+
+Run directory: ``config.json`` (effective settings), ``events.jsonl``, ``tracks.jsonl`` (optional,
+replayable with ``surveillance-ray replay``) and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import psutil
+import ray
+from ray import serve
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from surveillance_ray.config import Settings
+from surveillance_ray.ingest import CameraActorRemote, latency_percentiles
+from surveillance_ray.messages import StreamState
+from surveillance_ray.validate import ValidatorActor
+
+logger = logging.getLogger(__name__)
+
+APP_NAME = "surveillance-detector"
+SUMMARY_KEYS = ("frames_read", "frames_analysed", "frames_dropped", "fps_analysed", "latency_ms", "tracks", "events")
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    summary: dict[str, Any]
+
+
+def connect_ray() -> bool:
+    """Join ``RAY_ADDRESS`` (or an already initialised Ray) or start a local one; True if we started it."""
+    if ray.is_initialized():
+        return False
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(log_to_driver=True)
+        return False
+    ray.init(include_dashboard=False, log_to_driver=True, logging_level=logging.WARNING)
+    return True
+
+
+def deploy_detector(settings: Settings) -> Any:
+    """Deploy the detector (no HTTP route: cameras call it through its handle)."""
+    from deployments.detector import detector_app
+
+    quiet = {"enable_access_log": False}  # the per-request access log costs ~11 % CPU
+    serve.start(proxy_location="Disabled", logging_config=quiet)
+    return serve.run(detector_app(settings.detector), name=APP_NAME, route_prefix=None, logging_config=quiet)
+
+
+def run_pipeline(settings: Settings, console: Console | None = None) -> RunResult:
+    """Run all cameras until their sources end, ``run.duration_s`` passes or ``run.max_frames`` is read."""
+    console = console or Console(stderr=True)
+    if not settings.cameras:
+        raise ValueError("cameras: no camera configured (pass --source or list cameras in --config)")
+    run_dir = settings.run.run_dir or Path("runs") / time.strftime("%Y%m%d-%H%M%S")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(settings.model_dump_json(indent=2))
+    started_ray = connect_ray()
+    try:
+        handle = deploy_detector(settings)
+        names = handle.names.remote().result()
+        (run_dir / "class_names.json").write_text(json.dumps(names))
+        sensitivity = {c.id: c.sensitivity for c in settings.cameras}
+        validator = ValidatorActor.remote(settings.validator, names, sensitivity, settings.run.track_log)
+        cameras = {
+            c.id: CameraActorRemote.options(name=f"camera-{c.id}-{os.getpid()}").remote(
+                c, handle, validator, settings.tracking, settings.detector.imgsz, settings.run.max_frames)
+            for c in settings.cameras
+        }
+        monitor = _Monitor(settings, cameras, validator, run_dir, console)
+        reports = monitor.loop()
+        summary = build_summary(reports, ray.get(validator.counts.remote()))
+        summary["run"] = {
+            "run_dir": str(run_dir), "duration_s": round(monitor.elapsed, 2),
+            "weights": settings.detector.weights, "imgsz": settings.detector.imgsz,
+            "cameras": len(cameras), "detector": handle.stats.remote().result(),
+            "uss_mb_total": round(process_tree_uss() / 2**20, 1) if started_ray else None,
+            "uss_scope": "driver + the local Ray it started" if started_ray else "not measured (joined a cluster)",
+        }
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        console.print(summary_table(summary))
+        console.print(f"run directory: {run_dir}")
+        return RunResult(run_dir, summary)
+    finally:
+        try:
+            serve.delete(APP_NAME)
+        except Exception:  # Serve may not have come up at all
+            logger.debug("serve.delete failed", exc_info=True)
+        if started_ray:
+            ray.shutdown()
+
+
+class _Monitor:
+    """Polls the cameras, enforces the duration, drains events to disk, shows the live table."""
+
+    def __init__(self, settings: Settings, cameras: dict[str, Any], validator: Any, run_dir: Path,
+                 console: Console) -> None:
+        self.settings = settings
+        self.cameras = cameras
+        self.validator = validator
+        self.console = console
+        self.run_dir = run_dir
+        self.last_stats: dict[str, dict[str, Any]] = {cid: {"stream_id": cid, "state": "starting"} for cid in cameras}
+        self.started = time.time()
+        self.elapsed = 0.0
+
+    def loop(self) -> dict[str, dict[str, Any]]:
+        run = self.settings.run
+        live = run.live if run.live is not None else self.console.is_terminal
+        pending = {actor.run.remote(): cid for cid, actor in self.cameras.items()}
+        reports: dict[str, dict[str, Any]] = {}
+        stopping = False
+        events_file = (self.run_dir / "events.jsonl").open("w")
+        tracks_file = (self.run_dir / "tracks.jsonl").open("w") if run.track_log else None
+        try:
+            with Live(self.table(), console=self.console, refresh_per_second=2) if live else nullcontext() as view:
+                while pending:
+                    try:
+                        ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=run.refresh_s)
+                        for ref in ready:
+                            cid = pending.pop(ref)
+                            reports[cid] = self._report(ref, cid)
+                        self._poll([cid for cid in pending.values()])
+                        self._drain(events_file, tracks_file)
+                        self.elapsed = time.time() - self.started
+                        if not stopping and run.duration_s is not None and self.elapsed >= run.duration_s:
+                            stopping = self._stop_all()
+                        if view is not None:
+                            view.update(self.table())
+                    except KeyboardInterrupt:
+                        if stopping:
+                            raise
+                        self.console.print("stopping: finishing the frames already read (Ctrl-C again to abort)")
+                        stopping = self._stop_all()
+            self._drain(events_file, tracks_file)
+        finally:
+            events_file.close()
+            if tracks_file is not None:
+                tracks_file.close()
+        self.elapsed = time.time() - self.started
+        return reports
+
+    def _stop_all(self) -> bool:
+        for actor in self.cameras.values():
+            actor.stop.remote()
+        return True
+
+    def _report(self, ref: Any, cid: str) -> dict[str, Any]:
+        try:
+            return ray.get(ref)
+        except ray.exceptions.RayError as exc:  # the actor died: keep its last known counters
+            report = dict(self.last_stats[cid])
+            report.update(state=StreamState.FAILED.value, error=f"camera {cid!r}: actor died: {exc}".splitlines()[0])
+            logger.error("%s", report["error"])
+            return report
+
+    def _poll(self, ids: list[str]) -> None:
+        refs = {cid: self.cameras[cid].stats.remote() for cid in ids}
+        for cid, ref in refs.items():
+            try:
+                self.last_stats[cid] = ray.get(ref, timeout=5)
+            except (ray.exceptions.RayError, TimeoutError):
+                pass  # reported when its run() returns
+
+    def _drain(self, events_file: TextIO, tracks_file: TextIO | None) -> None:
+        events, tracks = ray.get(self.validator.drain.remote())
+        for event in events:
+            events_file.write(json.dumps(event) + "\n")
+        events_file.flush()
+        if tracks_file is not None:
+            for row in tracks:
+                tracks_file.write(json.dumps(row) + "\n")
+            tracks_file.flush()
+
+    def table(self) -> Table:
+        return stream_table(self.last_stats, title=f"surveillance-ray  {self.elapsed:5.0f} s")
+
+
+def build_summary(reports: dict[str, dict[str, Any]], counts: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """``{"streams": {id: {...}}, "total": {...}}`` from the cameras' final reports and the validator."""
+    streams: dict[str, dict[str, Any]] = {}
+    samples: list[float] = []
+    for cid, r in reports.items():
+        c = counts.get(cid, {})
+        samples += r.get("latency_samples_s", [])
+        streams[cid] = {
+            "frames_read": r.get("frames_read", 0), "frames_analysed": r.get("frames_analysed", 0),
+            "frames_dropped": r.get("frames_dropped", 0), "fps_analysed": r.get("fps_analysed", 0.0),
+            "latency_ms": r.get("latency_ms", {"p50": 0.0, "p95": 0.0}), "tracks": r.get("tracks", 0),
+            "events": c.get("events", 0),
+            "state": r.get("state"), "error": r.get("error"), "reconnects": r.get("reconnects", 0),
+            "frames_decoded": r.get("frames_decoded", 0), "dropped_overflow": r.get("dropped_overflow", 0),
+            "dropped_detector_error": r.get("dropped_detector_error", 0), "decode_errors": r.get("decode_errors", 0),
+            "confirmed_tracks": c.get("confirmed_tracks", 0), "events_by_kind": c.get("events_by_kind", {}),
+            "started_by_class": c.get("started_by_class", {}), "uss_mb": r.get("uss_mb"),
+            "torch_imported": r.get("torch_imported"),
+        }
+    total: dict[str, Any] = {k: sum(s[k] for s in streams.values())
+                             for k in ("frames_read", "frames_analysed", "frames_dropped", "tracks", "events")}
+    total["fps_analysed"] = round(sum(s["fps_analysed"] for s in streams.values()), 2)
+    total["latency_ms"] = latency_percentiles(samples)
+    started: dict[str, int] = {}
+    for s in streams.values():
+        for name, n in s["started_by_class"].items():
+            started[name] = started.get(name, 0) + n
+    total["started_by_class"] = started
+    return {"streams": streams, "total": total}
+
+
+def stream_table(stats: dict[str, dict[str, Any]], title: str, total: dict[str, Any] | None = None) -> Table:
+    table = Table(title=title)
+    for col in ("camera", "state", "read", "analysed", "dropped", "fps", "p50 ms", "p95 ms", "tracks", "events"):
+        table.add_column(col, justify="left" if col in ("camera", "state") else "right")
+    rows = list(stats.items()) + ([("TOTAL", total)] if total else [])
+    for cid, s in rows:
+        lat = s.get("latency_ms") or {}
+        state = s.get("state") or ""
+        if s.get("error"):
+            state = f"{state}: {s['error']}"[:60]
+        table.add_row(cid, state, str(s.get("frames_read", 0)), str(s.get("frames_analysed", 0)),
+                      str(s.get("frames_dropped", 0)), f"{s.get('fps_analysed', 0.0):.1f}",
+                      f"{lat.get('p50', 0.0):.0f}", f"{lat.get('p95', 0.0):.0f}", str(s.get("tracks", 0)),
+                      str(s.get("events", "")))
+    return table
+
+
+def summary_table(summary: dict[str, Any]) -> Table:
+    return stream_table(summary["streams"], title="run summary", total=summary["total"])
+
+
+def process_tree_uss(root: psutil.Process | None = None) -> int:
+    """Unique memory (bytes) of a process and all its descendants (the local Ray it started)."""
+    root = root or psutil.Process()
+    total = 0
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            total += proc.memory_full_info().uss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return total
+

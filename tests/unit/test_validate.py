@@ -1,0 +1,99 @@
+import json
+
+import numpy as np
+import pytest
+
+from surveillance_ray.config import ValidatorConfig
+from surveillance_ray.messages import Detections, TrackedFrame, Tracks
+from surveillance_ray.rules import ClassThresholdRule, Observation
+from surveillance_ray.validate import Validator, replay
+
+NAMES = {0: "person", 2: "car"}
+SHAPE = (360, 480)
+
+
+def obs(conf: float, xyxy=(100, 100, 140, 200), cls: int = 0, stream: str = "a") -> Observation:
+    return Observation(stream, 1, cls, NAMES[cls], conf, xyxy, SHAPE, 0.0)
+
+
+def test_threshold_context_modifiers() -> None:
+    cfg = ValidatorConfig(default_threshold=0.3, class_thresholds={"person": 0.4}, small_box_frac=0.002,
+                          small_box_penalty=0.1, edge_margin_frac=0.01, edge_penalty=0.05)
+    rule = ClassThresholdRule(cfg, sensitivity={"b": 2.0})
+    assert rule.threshold(obs(0.5)) == pytest.approx(0.4)
+    assert rule.threshold(obs(0.5, cls=2)) == pytest.approx(0.3)  # class not listed: default
+    assert rule.threshold(obs(0.5, xyxy=(100, 100, 110, 110))) == pytest.approx(0.5)  # small box
+    assert rule.threshold(obs(0.5, xyxy=(0, 100, 40, 200))) == pytest.approx(0.45)  # at the edge
+    assert rule.threshold(obs(0.5, stream="b")) == pytest.approx(0.2)  # sensitive camera
+    assert rule.check(obs(0.41)).passed and not rule.check(obs(0.39)).passed
+    assert rule.check(obs(0.39)).reason == "person 0.39 < 0.40"
+
+
+def tracked(i: int, tracks: list[tuple[int, float]], stream: str = "a", epoch: int = 0, dt: float = 0.1) -> TrackedFrame:
+    n = len(tracks)
+    xyxy = np.array([[100 + 50 * tid, 100, 140 + 50 * tid, 200] for tid, _ in tracks], np.float32).reshape(-1, 4)
+    conf = np.array([c for _, c in tracks], np.float32)
+    t = Tracks(xyxy, conf, np.zeros(n, np.int32), np.array([tid for tid, _ in tracks], np.int64))
+    return TrackedFrame(stream, i, i, 1000.0 + i * dt, epoch, SHAPE, Detections(xyxy, conf, t.class_id), t)
+
+
+def kinds(events) -> list[tuple[str, int]]:
+    return [(e.kind.value, e.track_id) for e in events]
+
+
+def test_temporal_confirmation_needs_n_of_window() -> None:
+    v = Validator(ValidatorConfig(confirm_frames=3, confirm_window=5), NAMES)
+    confs = [0.9, 0.1, 0.9, 0.1, 0.9]  # third pass arrives at the fifth observation
+    out = [kinds(v.process(tracked(i, [(7, c)])).events) for i, c in enumerate(confs)]
+    assert out == [[], [], [], [], [("track_started", 7)]]
+    v2 = Validator(ValidatorConfig(confirm_frames=3, confirm_window=3), NAMES)
+    assert all(not v2.process(tracked(i, [(7, c)])).events for i, c in enumerate(confs))  # never 3 in 3
+
+
+def test_started_persisted_ended() -> None:
+    v = Validator(ValidatorConfig(confirm_frames=2, confirm_window=2, persist_every_s=1.0, end_after_s=0.5), NAMES)
+    events = []
+    for i in range(25):  # track 1 lives 2.5 s
+        events += v.process(tracked(i, [(1, 0.9)])).events
+    for i in range(25, 35):  # then gone
+        events += v.process(tracked(i, [])).events
+    assert kinds(events) == [("track_started", 1), ("track_persisted", 1), ("track_persisted", 1), ("track_ended", 1)]
+    ended = events[-1]
+    assert ended.frame_id == 24 and ended.duration_s == pytest.approx(2.4) and ended.observations == 25
+    assert v.counts()["a"]["events"] == 4 and v.counts()["a"]["started_by_class"] == {"person": 1}
+
+
+def test_unconfirmed_tracks_end_silently_and_streams_are_separate() -> None:
+    v = Validator(ValidatorConfig(confirm_frames=2, confirm_window=2), NAMES)
+    v.process(tracked(0, [(1, 0.9)], stream="a"))
+    v.process(tracked(0, [(1, 0.1)], stream="b"))
+    assert kinds(v.process(tracked(1, [(1, 0.9)], stream="a")).events) == [("track_started", 1)]
+    assert v.process(tracked(1, [(1, 0.1)], stream="b")).events == ()
+    assert kinds(v.finish_stream("b")) == []
+    assert kinds(v.finish_stream("a")) == [("track_ended", 1)]
+
+
+def test_new_epoch_ends_previous_tracks() -> None:
+    v = Validator(ValidatorConfig(confirm_frames=1, confirm_window=1), NAMES)
+    v.process(tracked(0, [(1, 0.9)], epoch=0))
+    events = v.process(tracked(1, [(1, 0.9)], epoch=1)).events  # same tracker id, new session
+    assert [(e.kind.value, e.epoch) for e in events] == [("track_ended", 0), ("track_started", 1)]
+    assert events[0].reason == "source reconnected or looped"
+
+
+def test_track_log_round_trip_and_replay() -> None:
+    cfg = ValidatorConfig(confirm_frames=2, confirm_window=3, end_after_s=0.3)
+    v = Validator(cfg, NAMES, record_tracks=True)
+    pattern = [[(1, 0.9), (2, 0.2)], [(1, 0.8), (2, 0.9)], [(2, 0.95)], [(2, 0.9)], [], [], [], [(3, 0.7)], [(3, 0.7)]]
+    for i, tracks in enumerate(pattern):
+        v.process(tracked(i, tracks, stream="a"))
+        v.process(tracked(i, tracks[:1], stream="b"))
+    v.finish_stream("a")
+    v.finish_stream("b")
+    events, rows = v.drain()
+    assert len(rows) == 2 * len(pattern) and len(events) >= 6
+    rows = [json.loads(json.dumps(r)) for r in rows]  # what tracks.jsonl holds
+    assert TrackedFrame.from_log(rows[0]).tracks.track_id.tolist() == [1, 2]
+    key = lambda e: (e["stream_id"], e["frame_id"], e["track_id"], e["kind"])  # noqa: E731
+    assert sorted(replay(rows, cfg, NAMES), key=key) == sorted(events, key=key)
+    assert v.drain() == ([], [])
