@@ -13,8 +13,7 @@ import pytest
 import ray
 from ray import serve
 
-from surveillance_ray.config import DetectorConfig, Settings, load_settings
-from surveillance_ray.pipeline import deploy_detector
+from surveillance_ray.config import Settings, load_settings
 
 
 @pytest.fixture(scope="session")
@@ -25,16 +24,9 @@ def ray_session() -> Iterator[None]:
     ray.shutdown()
 
 
-@pytest.fixture(scope="session")
-def detector(ray_session: None) -> object:
-    """The pipeline's detector deployment (imgsz 320, default thresholds)."""
-    settings = load_settings(cameras=[], detector={"imgsz": 320})
-    return deploy_detector(settings)
-
-
 def settings_for(tmp_path: Path, cameras: list[dict], **sections: dict) -> Settings:
-    return load_settings(cameras=cameras, run={"run_dir": str(tmp_path / "run"), "live": False, **sections.pop("run", {})},
-                         **sections)
+    run = {"run_dir": str(tmp_path / "run"), "live": False, **sections.pop("run", {})}
+    return load_settings(cameras=cameras, run=run, **sections)
 
 
 def free_port() -> int:
