@@ -84,9 +84,9 @@ class CameraConfig(_Strict):
     loop: bool = Field(False, description="Files/folders only: start again at the end.")
     source_fps: float | None = Field(None, gt=0, le=240, description=(
         "Override the source's frame rate when its metadata is missing or wrong."))
-    buffer_size: int = Field(4, ge=1, le=256, description=(
+    buffer_size: int = Field(2, ge=1, le=256, description=(
         "Frames waiting for analysis; when full, the oldest is dropped and counted."))
-    max_inflight: int = Field(2, ge=1, le=16, description=(
+    max_inflight: int = Field(1, ge=1, le=16, description=(
         "Frames of this camera in the detector at once (pipelining; keeps cross-camera batches full)."))
     reconnect_initial_s: float = Field(0.5, gt=0, le=60, description="First reconnect delay (doubles each try).")
     reconnect_max_s: float = Field(10.0, gt=0, le=600, description="Cap on the reconnect delay.")
