@@ -6,7 +6,8 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 ARGS   ?= --imgsz 320
 GST_PKGS := gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-tools \
-            gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
+            gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly \
+            gstreamer1.0-libav
 export YOLO_OFFLINE ?= 1
 export YOLO_AUTOINSTALL ?= False
 
@@ -30,7 +31,7 @@ run: setup
 # Debian packages for the real RTSP camera used by the tests (GStreamer RTSP server + PyGObject).
 system-deps:
 	@if /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')" 2>/dev/null \
-	   && gst-inspect-1.0 x264enc >/dev/null 2>&1 && gst-inspect-1.0 avidemux >/dev/null 2>&1; then \
+	   && gst-inspect-1.0 x264enc >/dev/null 2>&1 && gst-inspect-1.0 avdec_h264 >/dev/null 2>&1; then \
 	  echo "system-deps: GStreamer RTSP server present"; \
 	else \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \

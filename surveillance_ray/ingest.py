@@ -221,7 +221,7 @@ class CameraActor:
         """Process frames until the source is done and everything read is analysed or dropped."""
         self._stats.started_at = time.time()
         self._thread.start()
-        tracker = StreamTracker(self._tracking, frame_rate=self.camera.fps or 25.0)
+        tracker: StreamTracker | None = None  # made at the first frame, when the source's rate is known
         epoch = 0
         pending: deque[tuple[Frame, Any]] = deque()
         while True:
@@ -245,9 +245,11 @@ class CameraActor:
                 self._metrics.dropped.inc(tags={"reason": "detector_error"})
                 logger.warning("camera %r: frame %d not analysed: %s", self.camera.id, frame.frame_id, exc)
                 continue
-            if frame.epoch != epoch:
+            if tracker is None:
+                tracker = StreamTracker(self._tracking, frame_rate=self.camera.fps or self._source.fps)
+            elif frame.epoch != epoch:
                 tracker.reset()
-                epoch = frame.epoch
+            epoch = frame.epoch
             if frame.scale != 1.0:
                 detections = detections.scaled(1.0 / frame.scale)
             tracks = tracker.update(detections, timestamp=frame.media_time)
@@ -259,7 +261,7 @@ class CameraActor:
             self._metrics.analysed.inc()
             self._metrics.latency.observe(latency * 1000)
             self._stats.frames_analysed += 1
-            self._stats.tracks = len(tracker.track_ids)
+            self._stats.tracks = tracker.tracks_seen
         await self._validator.finish_stream.remote(self.camera.id)
         report = self.stats()
         report["latency_samples_s"] = list(self._latencies)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -56,12 +57,30 @@ def deploy_detector(settings: Settings) -> Any:
 
     quiet = {"enable_access_log": False}  # the per-request access log costs ~11 % CPU
     serve.start(proxy_location="Disabled", logging_config=quiet)
-    return serve.run(detector_app(settings.detector), name=APP_NAME, route_prefix=None, logging_config=quiet)
+    try:
+        return serve.run(detector_app(settings.detector), name=APP_NAME, route_prefix=None, logging_config=quiet)
+    except RuntimeError as exc:
+        raise RuntimeError(f"detector deployment failed: {_deployment_failure(APP_NAME) or exc}") from None
+
+
+def _deployment_failure(app: str) -> str | None:
+    """The replica's own error (e.g. ``detector.weights: cannot load model …``) from Serve's status."""
+    try:
+        status = serve.status().applications[app]
+    except Exception:  # no status to read: fall back to Serve's message
+        return None
+    for deployment in status.deployments.values():
+        lines = [ln.strip() for ln in (deployment.message or "").splitlines() if ln.strip()]
+        for line in reversed(lines):
+            if "Error: " in line:
+                return line.split("Error: ", 1)[1]
+    return None
 
 
 def run_pipeline(settings: Settings, console: Console | None = None) -> RunResult:
     """Run all cameras until their sources end, ``run.duration_s`` passes or ``run.max_frames`` is read."""
-    console = console or Console(stderr=True)
+    # Off a terminal rich assumes 80 columns and truncates the table: give it room.
+    console = console or Console(stderr=True, width=None if sys.stderr.isatty() else 140)
     if not settings.cameras:
         raise ValueError("cameras: no camera configured (pass --source or list cameras in --config)")
     run_dir = settings.run.run_dir or Path("runs") / time.strftime("%Y%m%d-%H%M%S")

@@ -17,7 +17,8 @@ class StreamTracker:
         self._config = config
         self._frame_rate = frame_rate
         self._tracker = self._new()
-        self.track_ids: set[int] = set()
+        self._ids: set[int] = set()  # confirmed ids of the current session (ids restart after a reset)
+        self._earlier_sessions = 0
 
     def _new(self) -> ByteTrackTracker:
         c = self._config
@@ -38,9 +39,16 @@ class StreamTracker:
         keep = out.tracker_id != -1
         tracks = Tracks(out.xyxy[keep].astype(np.float32), out.confidence[keep].astype(np.float32),
                         out.class_id[keep].astype(np.int32), out.tracker_id[keep].astype(np.int64))
-        self.track_ids.update(int(i) for i in tracks.track_id)
+        self._ids.update(int(i) for i in tracks.track_id)
         return tracks
+
+    @property
+    def tracks_seen(self) -> int:
+        """Distinct confirmed tracks over all sessions."""
+        return self._earlier_sessions + len(self._ids)
 
     def reset(self) -> None:
         """Forget all tracks (after a reconnect or a loop: the scene jumped)."""
+        self._earlier_sessions += len(self._ids)
+        self._ids = set()
         self._tracker = self._new()

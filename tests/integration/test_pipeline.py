@@ -87,3 +87,11 @@ def test_failing_cameras_do_not_stop_the_others(ray_session: None, tmp_path: Pat
     assert corrupt["state"] == "failed" and "camera 'corrupt'" in corrupt["error"] and corrupt["frames_read"] == 0
     assert offline["state"] == "failed" and "camera 'offline'" in offline["error"]
     assert "gave up after 1 reconnect attempts" in offline["error"]
+
+
+def test_unloadable_model_fails_with_the_replicas_reason(ray_session: None, tmp_path: Path, pets_video: Path) -> None:
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a checkpoint")
+    settings = settings_for(tmp_path, [{"id": "c", "source": str(pets_video)}], detector={"weights": str(broken)})
+    with pytest.raises(RuntimeError, match="detector deployment failed: detector.weights: cannot load model"):
+        run_pipeline(settings)

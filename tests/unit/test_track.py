@@ -18,7 +18,7 @@ def test_confirmed_tracks_keep_their_ids_while_moving() -> None:
         seen.append(sorted(tracks.track_id.tolist()))
     assert seen[0] == []  # not yet confirmed: not passed on
     assert all(ids == seen[1] and len(ids) == 2 for ids in seen[1:])
-    assert tracker.track_ids == set(seen[1])
+    assert tracker.tracks_seen == 2
 
 
 def test_low_confidence_detections_do_not_start_tracks() -> None:
@@ -33,6 +33,8 @@ def test_reset_forgets_tracks() -> None:
         tracker.update(dets((10, 10, 50, 90)), i / 10)
     tracker.reset()
     assert len(tracker.update(dets((10, 10, 50, 90)), 0.3)) == 0  # must be confirmed again
+    assert tracker.update(dets((10, 10, 50, 90)), 0.4).track_id.tolist() == [0]  # ids restart after a reset...
+    assert tracker.tracks_seen == 2  # ...but the count of distinct tracks does not
 
 
 def test_empty_frames() -> None:
