@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("run_dir", help="a run directory holding config.json and tracks.jsonl")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for name in ("ray", "ray.serve"):  # Serve sets its own logger's level
+        logging.getLogger(name).setLevel(logging.WARNING)
 
     if args.command == "replay":
         return _replay(Path(args.run_dir))

@@ -125,6 +125,7 @@ class CameraActor:
         self._capture_done = threading.Event()
         self._metrics = StreamMetrics(camera.id)
         self._thread = threading.Thread(target=self._capture, name=f"capture-{camera.id}", daemon=True)
+        logging.getLogger("ray.serve").setLevel(logging.WARNING)  # the handle's router logs at INFO
 
     # -- capture thread -------------------------------------------------------------------
     def _capture(self) -> None:

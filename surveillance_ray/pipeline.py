@@ -55,7 +55,8 @@ def deploy_detector(settings: Settings) -> Any:
     """Deploy the detector (no HTTP route: cameras call it through its handle)."""
     from deployments.detector import detector_app
 
-    quiet = {"enable_access_log": False}  # the per-request access log costs ~11 % CPU
+    # The per-request access log costs ~11 % CPU; Serve's INFO lines would scroll over the live table.
+    quiet = {"enable_access_log": False, "log_level": "WARNING"}
     serve.start(proxy_location="Disabled", logging_config=quiet)
     try:
         return serve.run(detector_app(settings.detector), name=APP_NAME, route_prefix=None, logging_config=quiet)
@@ -187,11 +188,14 @@ class _Monitor:
 
     def _poll(self, ids: list[str]) -> None:
         refs = {cid: self.cameras[cid].stats.remote() for cid in ids}
+        counts = self.validator.counts.remote()
         for cid, ref in refs.items():
             try:
                 self.last_stats[cid] = ray.get(ref, timeout=5)
             except (ray.exceptions.RayError, TimeoutError):
                 pass  # reported when its run() returns
+        for cid, c in ray.get(counts).items():
+            self.last_stats[cid]["events"] = c["events"]
 
     def _drain(self, events_file: TextIO, tracks_file: TextIO | None) -> None:
         events, tracks = ray.get(self.validator.drain.remote())
