@@ -129,7 +129,7 @@ class CameraActor:
 
     # -- capture thread -------------------------------------------------------------------
     def _capture(self) -> None:
-        cam, src, failures = self.camera, self._source, 0
+        cam, src, failures, sessions = self.camera, self._source, 0, 0
         try:
             while not self._stop.is_set():
                 try:
@@ -143,9 +143,10 @@ class CameraActor:
                     self._set_state(StreamState.RECONNECTING, str(exc))
                     self._stop.wait(min(cam.reconnect_max_s, cam.reconnect_initial_s * 2 ** (failures - 1)))
                     continue
-                if self._stats.state != StreamState.STARTING.value:
+                if sessions:
                     self._epoch += 1  # a new session (reconnect or loop): the tracker starts afresh
                     self._stats.reconnects += int(src.live)
+                sessions += 1
                 failures = 0
                 self._stats.source_fps = src.fps
                 self._set_state(StreamState.RUNNING, None)
