@@ -13,15 +13,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from benchmarks.common import assets, machine, pets_video, save
 from surveillance_ray.config import load_settings
-from surveillance_ray.evaluate import evaluate, hypotheses_from_track_log, load_mot_gt
+from surveillance_ray.evaluate import (PETS_GT, PETS_GT_FRAMES, PETS_GT_SCALE, evaluate, hypotheses_from_track_log,
+                                       load_mot_gt, model_hypotheses)
 
-FRAMES = range(269)  # gt frame n is video frame n-1
-PETS_SCALE = 0.625  # gt is in 768x576 pixels, the video 480x360
+FRAMES = PETS_GT_FRAMES
 
 
 def direct(imgsz: int, conf: float) -> tuple[dict[int, np.ndarray], float]:
@@ -29,15 +28,8 @@ def direct(imgsz: int, conf: float) -> tuple[dict[int, np.ndarray], float]:
     from surveillance_ray.detect import Detector
 
     detector = Detector(DetectorConfig(imgsz=imgsz, conf=conf))
-    cap = cv2.VideoCapture(str(pets_video()))
-    hyp, t0 = {}, time.perf_counter()
-    for i in FRAMES:
-        ok, image = cap.read()
-        if not ok:
-            break
-        d = detector.detect([image])[0]
-        keep = d.class_id == 0
-        hyp[i] = np.column_stack([np.arange(keep.sum()), d.xyxy[keep]]).astype(np.float64)
+    t0 = time.perf_counter()
+    hyp = model_hypotheses(detector, pets_video(), FRAMES)
     return hyp, len(hyp) / (time.perf_counter() - t0)
 
 
@@ -60,7 +52,7 @@ def main() -> None:
     parser.add_argument("--conf", type=float, default=0.25)
     args = parser.parse_args()
     os.environ.setdefault("YOLO_OFFLINE", "1")
-    gt = load_mot_gt(assets() / "mot/PETS09-S2L1/gt/gt.txt", scale=PETS_SCALE)
+    gt = load_mot_gt(assets() / PETS_GT, scale=PETS_GT_SCALE)
 
     hyp_direct, direct_fps = direct(args.imgsz, args.conf)
     with tempfile.TemporaryDirectory() as tmp:

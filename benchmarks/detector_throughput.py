@@ -25,7 +25,8 @@ def measure(detector: Detector, frames: list, batch: int, seconds: float, sync) 
     sync()
     done, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
-        detector.detect(frames[done % 32: done % 32 + batch] if done % 32 + batch <= len(frames) else frames[:batch])
+        start = done % 32  # 64 frames: any batch up to 32 fits from any start below 32
+        detector.detect(frames[start:start + batch])
         done += batch
     sync()
     return done / (time.perf_counter() - t0)

@@ -30,13 +30,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """CLI flags as a nested settings dict (only the flags given)."""
     o: dict[str, Any] = {}
     if args.source:
-        cams = cameras_from_sources(args.source)
-        for cam in cams:
-            if args.fast:
-                cam["realtime"] = False
-            if args.loop:
-                cam["loop"] = True
-        o["cameras"] = cams
+        o["cameras"] = cameras_from_sources(args.source)
     det = {k: v for k, v in (("weights", args.model), ("imgsz", args.imgsz)) if v is not None}
     if det:
         o["detector"] = det
@@ -51,7 +45,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 def _settings(args: argparse.Namespace) -> Settings:
     settings = load_settings(args.config, **overrides_from_args(args))
-    if not args.source and (args.fast or args.loop):  # apply to configured cameras too
+    if args.fast or args.loop:  # flags about all cameras, from --source or from the config
         cams = [c.model_copy(update={"realtime": c.realtime and not args.fast, "loop": c.loop or args.loop})
                 for c in settings.cameras]
         settings = settings.model_copy(update={"cameras": cams})

@@ -6,9 +6,16 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable
 
+import cv2
 import motmetrics as mm
 import numpy as np
 import supervision as sv
+
+#: PETS09-S2L1 ground truth (under the shared assets): frames 1-269, gt frame n is video frame n-1,
+#: boxes in 768x576 pixels while the video is 480x360.
+PETS_GT = "mot/PETS09-S2L1/gt/gt.txt"
+PETS_GT_FRAMES = range(269)
+PETS_GT_SCALE = 0.625
 
 
 def load_mot_gt(path: str | Path, scale: float = 1.0, frame_offset: int = -1) -> dict[int, np.ndarray]:
@@ -61,4 +68,19 @@ def hypotheses_from_track_log(rows: Iterable[dict[str, Any]], stream_id: str, ki
         items = [r for r in row[kind] if int(r[5]) == class_id]
         ids = [r[6] for r in items] if kind == "tracks" else list(range(len(items)))
         hyp[row["source_index"]] = np.asarray([[i, *r[:4]] for i, r in zip(ids, items)], np.float64).reshape(-1, 5)
+    return hyp
+
+
+def model_hypotheses(detector: Any, video: str | Path, frames: Iterable[int],
+                     class_id: int = 0) -> dict[int, np.ndarray]:
+    """The model called directly, one frame at a time (the reference the pipeline must match)."""
+    cap, hyp = cv2.VideoCapture(str(video)), {}
+    for i in frames:
+        ok, image = cap.read()
+        if not ok:
+            break
+        d = detector.detect([image])[0]
+        keep = d.class_id == class_id
+        hyp[i] = np.column_stack([np.arange(keep.sum()), d.xyxy[keep]]).astype(np.float64)
+    cap.release()
     return hyp

@@ -73,3 +73,12 @@ def test_cli_config_error_exits_before_ray(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"config error: cameras.0: camera 'cam0': source file not found: {tmp_path / 'gone.mp4'}"]
+
+
+@pytest.mark.parametrize("sources", [[], ["rtsp://127.0.0.1:9/cam"]])
+def test_fast_and_loop_flags_apply_to_every_camera(sources: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["config", "show", "--fast", "--loop"] + [a for s in sources for a in ("--source", s)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    n = len(sources) or 4  # --source cameras, or the four default ones
+    assert out.count("realtime: false") == n and out.count("loop: true") == n and "realtime: true" not in out
