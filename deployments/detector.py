@@ -1,8 +1,9 @@
-"""Ray Serve wrapper of ``surveillance_ray.detect.Detector``: batches frames across all cameras."""
+"""Ray Serve wrapper of ``surveillance_ray.detect.Detector``: batches frames across all ingest actors."""
 
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import Any
 
 import numpy as np
@@ -21,24 +22,37 @@ class YOLODetector:
         self.detect_batch.set_max_batch_size(cfg.max_batch_size)
         self.detect_batch.set_batch_wait_timeout_s(cfg.batch_wait_timeout_s)
         self.batch_sizes: dict[int, int] = {}
+        self.requests = 0
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
-    async def detect_batch(self, images: list[np.ndarray]) -> list[Detections]:
-        self.batch_sizes[len(images)] = self.batch_sizes.get(len(images), 0) + 1
+    async def detect_batch(self, requests: list[list[np.ndarray]]) -> list[list[Detections]]:
+        """Requests of several callers, each a list of frames: one forward pass (per ``max_batch_size`` frames)."""
+        frames = [image for request in requests for image in request]
+        self.requests += len(requests)
+        self.batch_sizes[len(frames)] = self.batch_sizes.get(len(frames), 0) + 1
         # The forward pass runs off the event loop so the next batch can gather meanwhile.
-        return await asyncio.to_thread(self.detector.detect, images)
+        detections = await asyncio.to_thread(self.detector.detect, frames)
+        out, start = [], 0
+        for request in requests:
+            out.append(detections[start:start + len(request)])
+            start += len(request)
+        return out
+
+    async def detect_frames(self, images: list[np.ndarray]) -> list[Detections]:
+        """Several frames (one per camera of an ingest actor) in, their detections out, in order."""
+        return await self.detect_batch(list(images))
 
     async def detect(self, image: np.ndarray) -> Detections:
-        """One frame in, its detections out (batched with other cameras' frames)."""
-        return await self.detect_batch(image)
+        """One frame in, its detections out (batched with other callers' frames)."""
+        return (await self.detect_batch([image]))[0]
 
     def names(self) -> dict[int, str]:
         return self.detector.names
 
     def stats(self) -> dict[str, Any]:
-        return {"batches": self.detector.batches, "frames": self.detector.frames,
-                "batch_sizes": dict(sorted(self.batch_sizes.items())),
-                "torch_threads": self.detector._torch.get_num_threads()}
+        return {"batches": self.detector.batches, "frames": self.detector.frames, "requests": self.requests,
+                "batch_sizes": dict(sorted(self.batch_sizes.items())), "torch_imported": "torch" in sys.modules,
+                **self.detector.describe()}
 
     def check_health(self) -> None:
         """Serve calls this periodically; raising marks the replica unhealthy and restarts it."""

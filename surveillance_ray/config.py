@@ -87,12 +87,19 @@ class CameraConfig(_Strict):
     buffer_size: int = Field(2, ge=1, le=256, description=(
         "Frames waiting for analysis; when full, the oldest is dropped and counted."))
     max_inflight: int = Field(1, ge=1, le=16, description=(
-        "Frames of this camera in the detector at once (pipelining; keeps cross-camera batches full)."))
+        "Frames of this camera in the detector at once (1: analysed strictly one after another)."))
+    decode_threads: int | None = Field(1, ge=1, le=64, description=(
+        "FFmpeg decoder threads for this camera (None: FFmpeg's choice, one per core). One thread per "
+        "camera costs the least CPU when many cameras share a machine; raise it for 4K streams."))
     reconnect_initial_s: float = Field(0.5, gt=0, le=60, description="First reconnect delay (doubles each try).")
     reconnect_max_s: float = Field(10.0, gt=0, le=600, description="Cap on the reconnect delay.")
     max_reconnects: int | None = Field(None, ge=0, le=1_000_000, description=(
         "Give up after this many failed reconnect attempts in a row (None: never)."))
     read_timeout_s: float = Field(10.0, gt=0, le=300, description="Open/read timeout for network streams.")
+    ffmpeg_options: str | None = Field("analyzeduration;1000000|probesize;1000000", max_length=1024, description=(
+        "FFmpeg options for network streams, 'key;value|key;value' (OpenCV's syntax). The default probes "
+        "1 s of the stream instead of FFmpeg's 5 s, so a camera opens in about a second; add "
+        "'rtsp_transport;tcp' for cameras behind lossy links."))
     sensitivity: float = Field(1.0, gt=0, le=4, description=(
         "Context modifier: confidence thresholds of this camera are divided by it (>1: more sensitive)."))
 
@@ -124,6 +131,13 @@ class DetectorConfig(_Strict):
 
     weights: str = Field(default_factory=default_weights, min_length=1, description=(
         "Model: .pt, .onnx, OpenVINO folder, TensorRT .engine, or a hub name such as yolov8n.pt (online only)."))
+    backend: Literal["auto", "torch", "openvino", "openvino-int8", "onnx"] = Field("auto", description=(
+        "How a .pt runs. auto: on a CPU device OpenVINO INT8 (exported once by ultralytics, calibrated, "
+        "checked against the .pt, cached), else OpenVINO FP32, else torch; on a GPU torch. Other formats "
+        "(.onnx, OpenVINO folders, .engine) always run as given."))
+    int8_calibration: str | None = Field(None, description=(
+        "Folder of images for INT8 calibration (frames from your cameras are best). None: the shared "
+        "assets' scenes other than the PETS evaluation footage."))
     imgsz: int = Field(640, ge=32, le=4096, multiple_of=32, description="Inference size (long side), pixels.")
     conf: float = Field(0.25, ge=0.0, le=1.0, description="Default confidence threshold for all classes.")
     class_conf: dict[str, float] = Field(default_factory=dict, description=(
@@ -139,7 +153,8 @@ class DetectorConfig(_Strict):
     threads: int | None = Field(None, ge=1, le=256, description=(
         "Inference threads per replica; None: the replica's CPUs (ultralytics would pick cpu_count-1)."))
     num_replicas: int = Field(1, ge=1, le=256, description="Detector replicas.")
-    max_batch_size: int = Field(8, ge=1, le=256, description="Frames batched across cameras per forward pass.")
+    max_batch_size: int = Field(8, ge=1, le=256, description=(
+        "Most frames per forward pass (requests of several ingest actors are batched together up to it)."))
     batch_wait_timeout_s: float = Field(0.01, ge=0.0, le=1.0, description="How long a batch waits to fill up.")
 
     @field_validator("weights")
@@ -160,6 +175,24 @@ class DetectorConfig(_Strict):
     @property
     def inference_threads(self) -> int:
         return self.threads or max(1, int(self.num_cpus))
+
+
+class IngestConfig(_Strict):
+    """How cameras are grouped into ingest actors, and how their frames reach the detector."""
+
+    cameras_per_actor: int = Field(6, ge=1, le=256, description=(
+        "Cameras hosted by one ingest actor (a Ray actor; each camera keeps its own capture thread, "
+        "buffer, tracker and failure). 1: one process per camera, at ~100 MB and a Serve request per "
+        "frame each; more: one detector request carries a frame of every camera of the actor."))
+    max_inflight_requests: int = Field(1, ge=1, le=64, description=(
+        "Detector requests an ingest actor keeps in flight. 1: each request carries every frame that "
+        "arrived while the previous one ran (fewest requests; measured best on CPU); 2+: pipelining."))
+    detector_timeout_s: float = Field(30.0, gt=0, le=600, description=(
+        "A detector request unanswered this long is given up: its frames count as dropped (detector_error)."))
+    max_pending_validations: int = Field(8, ge=1, le=1024, description=(
+        "Validator calls an ingest actor may have outstanding before it waits (back-pressure, never loss)."))
+    placement: Literal["spread", "pack"] = Field("spread", description=(
+        "Spread ingest actors over the cluster's nodes, or pack them (Ray's default scheduling)."))
 
 
 class TrackingConfig(_Strict):
@@ -222,6 +255,7 @@ class Settings(BaseSettings):
 
     cameras: list[CameraConfig] = Field(default_factory=default_cameras, description="The cameras.")
     detector: DetectorConfig = Field(default_factory=DetectorConfig, description="Detector deployment.")
+    ingest: IngestConfig = Field(default_factory=IngestConfig, description="Ingest actors and their requests.")
     tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="Per-camera tracking.")
     validator: ValidatorConfig = Field(default_factory=ValidatorConfig, description="Validation rules.")
     run: RunConfig = Field(default_factory=RunConfig, description="Run control and outputs.")

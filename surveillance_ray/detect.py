@@ -1,41 +1,47 @@
-"""YOLO detection with ultralytics: any format it loads, compact numpy output, per-class thresholds."""
+"""YOLO detection: the resolved model on its runtime, compact numpy output, per-class thresholds.
+
+``surveillance_ray.export.resolve`` decides what runs (on a CPU a ``.pt`` becomes an OpenVINO INT8
+export by default); OpenVINO folders run on ``OpenVINORuntime`` (no torch), everything else on
+ultralytics. Detections are those of calling that runtime directly.
+"""
 
 from __future__ import annotations
 
-import logging
-import os
 import threading
 import time
 
 import numpy as np
 
 from surveillance_ray.config import DetectorConfig
+from surveillance_ray.export import ExportError, ResolvedModel, resolve
 from surveillance_ray.messages import Detections
-
-logger = logging.getLogger(__name__)
+from surveillance_ray.runtimes import OpenVINORuntime, Runtime, UltralyticsRuntime, is_openvino_folder
 
 
 class DetectorError(RuntimeError):
     """The model cannot be loaded or configured; the message names the field."""
 
 
+def load_runtime(resolved: ResolvedModel, config: DetectorConfig) -> Runtime:
+    if is_openvino_folder(resolved.weights) and config.device == "cpu":
+        return OpenVINORuntime(resolved.weights, config.imgsz, config.inference_threads)
+    return UltralyticsRuntime(resolved.weights, config.imgsz, config.device, config.half, config.inference_threads)
+
+
 class Detector:
     """Loads a model once and detects on batches of frames."""
 
     def __init__(self, config: DetectorConfig) -> None:
-        os.environ.setdefault("YOLO_OFFLINE", "1")
-        os.environ.setdefault("YOLO_AUTOINSTALL", "False")
-        import torch  # heavy: only detector processes import it
-        from ultralytics import YOLO
-
         self.config = config
-        self._torch = torch
         self.threads = config.inference_threads
         try:
-            self.model = YOLO(config.weights, task="detect")
-        except Exception as exc:  # ultralytics raises many types for a bad file
+            self.resolved = resolve(config)
+            self.runtime = load_runtime(self.resolved, config)
+        except ExportError as exc:
+            raise DetectorError(str(exc)) from None
+        except Exception as exc:  # the runtimes raise many types for a bad file
             raise DetectorError(f"detector.weights: cannot load model {config.weights!r}: {exc}") from None
-        self.names: dict[int, str] = {int(k): str(v) for k, v in self.model.names.items()}
+        self.names = self.runtime.names
         ids = {name: i for i, name in self.names.items()}
         unknown = [n for n in [*config.class_conf, *(config.classes or [])] if n not in ids]
         if unknown:
@@ -47,45 +53,42 @@ class Detector:
             self.thresholds[ids[name]] = conf
         self.batches = 0
         self.frames = 0
-        self._lock = threading.Lock()  # the ultralytics predictor is not thread-safe
-        # The first call builds the predictor, which resets torch's threads; _forward sets ours.
-        self._forward([np.zeros((config.imgsz, config.imgsz, 3), np.uint8)])
-
-    def _set_threads(self) -> None:
-        if self.config.device == "cpu" and self._torch.get_num_threads() != self.threads:
-            self._torch.set_num_threads(self.threads)
+        self._probe_shape = (config.imgsz * 3 // 4, config.imgsz, 3)  # health probes reuse a frame's shape
+        self._lock = threading.Lock()  # runtimes are not thread-safe
+        self._forward([np.zeros(self._probe_shape, np.uint8)])  # load and warm up now, not on the first frame
 
     def detect(self, images: list[np.ndarray]) -> list[Detections]:
-        """One forward pass over ``images`` (HxWx3 uint8 BGR, any sizes); boxes in each image's pixels."""
-        if not images:
-            return []
-        detections = self._forward(images)
-        self.batches += 1
-        self.frames += len(images)
-        return detections
+        """Forward passes of at most ``max_batch_size`` frames over ``images`` (HxWx3 uint8 BGR, any sizes);
+        boxes in each image's pixels."""
+        out: list[Detections] = []
+        step = self.config.max_batch_size
+        for start in range(0, len(images), step):
+            chunk = images[start:start + step]
+            out += self._forward(chunk)
+            self.batches += 1
+            self.frames += len(chunk)
+        if images:
+            self._probe_shape = images[0].shape
+        return out
 
     def _forward(self, images: list[np.ndarray]) -> list[Detections]:
         c = self.config
         with self._lock:
-            self._set_threads()
-            results = self.model.predict(
-                images, imgsz=c.imgsz, conf=float(self.thresholds.min()), iou=c.iou, max_det=c.max_det,
-                classes=self.class_ids, device=c.device, quantize=16 if c.half else None, verbose=False,
-            )
-            self._set_threads()
-        return [self._compact(r.boxes) for r in results]
+            boxes = self.runtime.infer(images, float(self.thresholds.min()), c.iou, c.max_det, self.class_ids)
+        return [self._compact(*b) for b in boxes]
 
-    def _compact(self, boxes: object) -> Detections:
-        if boxes is None or len(boxes) == 0:
-            return Detections.empty()
-        xyxy = boxes.xyxy.cpu().numpy().astype(np.float32)
-        conf = boxes.conf.cpu().numpy().astype(np.float32)
-        cls = boxes.cls.cpu().numpy().astype(np.int32)
+    def _compact(self, xyxy: np.ndarray, conf: np.ndarray, cls: np.ndarray) -> Detections:
         keep = conf >= self.thresholds[cls]
         return Detections(xyxy[keep], conf[keep], cls[keep])
 
+    def describe(self) -> dict[str, object]:
+        """What runs: backend, runtime, the file loaded, threads, and the export's accuracy check."""
+        card = self.resolved.card or {}
+        return {"backend": self.resolved.backend, "runtime": self.runtime.kind, "weights": self.resolved.weights,
+                "source": self.resolved.source, "threads": self.threads,
+                "agreement_with_pt": card.get("agreement_with_pt")}
+
     def health(self) -> dict[str, object]:
         t0 = time.perf_counter()
-        self._forward([np.zeros((64, 64, 3), np.uint8)])
-        return {"ok": True, "probe_ms": round((time.perf_counter() - t0) * 1000, 1),
-                "torch_threads": self._torch.get_num_threads(), "device": self.config.device}
+        self._forward([np.zeros(self._probe_shape, np.uint8)])
+        return {"ok": True, "probe_ms": round((time.perf_counter() - t0) * 1000, 1), "device": self.config.device}

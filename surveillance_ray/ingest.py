@@ -1,9 +1,12 @@
-"""CameraActor: one Ray actor per camera. Capture thread → bounded buffer → detector → tracker → validator.
+"""IngestActor: a Ray actor hosting one or more cameras (``ingest.cameras_per_actor``).
 
-The capture thread reads, paces and samples frames and never waits for the pipeline: when the
-buffer is full the oldest frame is dropped and counted (files read as fast as possible wait instead).
-The actor's event loop sends frames to the batched detector (a few in flight, results in order),
-tracks them and hands them to the validator. This module never imports torch.
+Each camera keeps its own capture thread, drop-oldest buffer, ByteTrack tracker, counters and failure,
+so one camera failing never stops the others. The actor's event loop takes the oldest frame of every
+camera that has none in flight and sends them to the Serve detector as one request (a few requests in
+flight), so the deployment sees few, large requests that it batches further across actors. Results
+are tracked per camera and handed to the validator in one call per request, off the critical path
+(a bounded number outstanding). Every frame read ends analysed or counted as dropped with its reason.
+This module never imports torch.
 """
 
 from __future__ import annotations
@@ -11,286 +14,264 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-import threading
 import time
-from collections import deque
-from dataclasses import asdict, dataclass, field
+from collections import Counter, deque
+from dataclasses import dataclass, field
 from typing import Any
 
-import cv2
-import numpy as np
 import psutil
 import ray
 
-from surveillance_ray.config import CameraConfig, TrackingConfig
-from surveillance_ray.messages import Detections, Frame, StreamState, TrackedFrame
+from surveillance_ray.capture import CameraCapture
+from surveillance_ray.config import CameraConfig, IngestConfig, TrackingConfig
+from surveillance_ray.messages import Detections, Frame, StreamState, TrackedFrame, Verdict
 from surveillance_ray.metrics import StreamMetrics
-from surveillance_ray.sources import Source, SourceError, open_source
+from surveillance_ray.stats import LatencyHistogram, StreamStats
 from surveillance_ray.track import StreamTracker
 
 logger = logging.getLogger(__name__)
 
-
-class FrameBuffer:
-    """Bounded, thread-safe FIFO; ``put`` drops the oldest frame when full (or waits, if ``block``)."""
-
-    def __init__(self, size: int, block: bool) -> None:
-        self._frames: deque[Frame] = deque()
-        self._size = size
-        self._block = block
-        self._cond = threading.Condition()
-        self.dropped = 0
-
-    def put(self, frame: Frame, stop: threading.Event) -> bool:
-        """Queue ``frame``; True when the oldest frame had to be dropped for it."""
-        with self._cond:
-            while self._block and len(self._frames) >= self._size and not stop.is_set():
-                self._cond.wait(0.1)
-            dropped = len(self._frames) >= self._size
-            if dropped:
-                self._frames.popleft()
-                self.dropped += 1
-            self._frames.append(frame)
-            self._cond.notify_all()
-            return dropped
-
-    def get(self, timeout: float = 0.0) -> Frame | None:
-        with self._cond:
-            if not self._frames and timeout > 0:
-                self._cond.wait(timeout)
-            if not self._frames:
-                return None
-            frame = self._frames.popleft()
-            self._cond.notify_all()
-            return frame
-
-    def __len__(self) -> int:
-        return len(self._frames)
-
-
-def fit_to_model(image: np.ndarray, imgsz: int) -> tuple[np.ndarray, float]:
-    """Downscale so the long side is at most ``imgsz`` (same arithmetic and interpolation as
-    ultralytics' letterbox, so detections match a direct model call); never upscales."""
-    h, w = image.shape[:2]
-    r = imgsz / max(h, w)
-    if r >= 1.0:
-        return image, 1.0
-    size = (int(round(w * r)), int(round(h * r)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR), r
+USS_EVERY_S = 10.0  # reading USS (smaps) costs a few ms: not at every stats poll
 
 
 @dataclass
-class StreamStats:
-    """Counters of one camera; ``frames_read == frames_analysed + frames_dropped + in_pipeline``."""
+class _Camera:
+    """Processing-side state of one camera (the capture side lives in ``capture``)."""
 
-    stream_id: str
-    state: str = StreamState.STARTING.value
-    error: str | None = None
-    frames_decoded: int = 0  # every frame decoded, including those skipped by fps sampling
-    frames_read: int = 0  # frames taken into the pipeline
-    frames_analysed: int = 0
-    frames_dropped: int = 0
-    dropped_overflow: int = 0
-    dropped_detector_error: int = 0
-    in_pipeline: int = 0
-    decode_errors: int = 0
-    reconnects: int = 0
-    tracks: int = 0
-    source_fps: float | None = None
-    started_at: float = 0.0
-    elapsed_s: float = 0.0
-    fps_analysed: float = 0.0
-    latency_ms: dict[str, float] = field(default_factory=dict)
-    uss_mb: float = 0.0
-    torch_imported: bool = False
+    config: CameraConfig
+    capture: CameraCapture
+    tracker: StreamTracker | None = None
+    epoch: int = 0
+    inflight: int = 0
+    analysed: int = 0
+    dropped: Counter = field(default_factory=Counter)
+    latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+    error: str | None = None  # a processing failure (capture failures are in capture.stats)
 
 
-class CameraActor:
-    """One camera. ``run`` returns its final stats (with latency samples) when the camera is done."""
+class IngestActor:
+    """Cameras of one ingest process. ``run`` returns each camera's final report when all are done."""
 
-    def __init__(self, camera: CameraConfig, detector: Any, validator: Any, tracking: TrackingConfig,
-                 imgsz: int, max_frames: int | None = None) -> None:
-        self.camera = camera
+    def __init__(self, cameras: list[CameraConfig], detector: Any, validator: Any, tracking: TrackingConfig,
+                 ingest: IngestConfig, imgsz: int, max_frames: int | None = None) -> None:
         self._detector = detector
         self._validator = validator
         self._tracking = tracking
-        self._imgsz = imgsz
-        self._max_frames = max_frames
-        self._source: Source = open_source(camera)
-        self._stop = threading.Event()
-        self._buffer = FrameBuffer(camera.buffer_size, block=not camera.realtime and camera.kind in ("file", "folder"))
-        self._stats = StreamStats(camera.id)
-        self._latencies: list[float] = []
-        self._epoch = 0
-        self._capture_done = threading.Event()
-        self._metrics = StreamMetrics(camera.id)
-        self._thread = threading.Thread(target=self._capture, name=f"capture-{camera.id}", daemon=True)
+        self._ingest = ingest
+        self._cams = {c.id: _Camera(c, CameraCapture(c, imgsz, max_frames, on_frame=self._on_frame))
+                      for c in cameras}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._validations: set[asyncio.Task] = set()
+        self._slots: asyncio.Semaphore | None = None
+        self._metrics = StreamMetrics()
+        self._started_at = 0.0
+        self._uss: tuple[float, float] = (0.0, 0.0)  # (measured at, MB)
+        self._flushed: dict[str, tuple[int, int]] = {}  # frames read / overflow drops already counted in metrics
+        self._detector_errors_logged = 0.0
+        self.name = ray.get_runtime_context().get_actor_name() or "ingest"
+        self.node_id = ray.get_runtime_context().get_node_id()
         logging.getLogger("ray.serve").setLevel(logging.WARNING)  # the handle's router logs at INFO
 
-    # -- capture thread -------------------------------------------------------------------
-    def _capture(self) -> None:
-        cam, src, failures, sessions = self.camera, self._source, 0, 0
+    def _on_frame(self) -> None:
+        """Called by capture threads: wake the event loop (it never polls the buffers)."""
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None:
+            loop.call_soon_threadsafe(wake.set)
+
+    # -- the event loop -------------------------------------------------------------------
+    async def run(self) -> dict[str, dict[str, Any]]:
+        """Process frames until every camera is done and everything read is analysed or dropped."""
+        self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
+        self._slots = asyncio.Semaphore(self._ingest.max_pending_validations)
+        self._started_at = time.time()
+        for cam in self._cams.values():
+            cam.capture.start()
         try:
-            while not self._stop.is_set():
-                try:
-                    src.open()
-                except SourceError as exc:
-                    if not src.live:
-                        return self._fail(str(exc))
-                    failures += 1
-                    if cam.max_reconnects is not None and failures > cam.max_reconnects:
-                        return self._fail(f"{exc} (gave up after {failures - 1} reconnect attempts)")
-                    self._set_state(StreamState.RECONNECTING, str(exc))
-                    self._stop.wait(min(cam.reconnect_max_s, cam.reconnect_initial_s * 2 ** (failures - 1)))
-                    continue
-                if sessions:
-                    self._epoch += 1  # a new session (reconnect or loop): the tracker starts afresh
-                    self._stats.reconnects += int(src.live)
-                sessions += 1
-                failures = 0
-                self._stats.source_fps = src.fps
-                self._set_state(StreamState.RUNNING, None)
-                try:
-                    outcome = self._read_session(src)
-                except SourceError as exc:
-                    return self._fail(str(exc))
-                finally:
-                    src.close()
-                if outcome != "ended" or not (src.live or cam.loop):
-                    break
-                if src.live:
-                    self._set_state(StreamState.RECONNECTING, f"camera {cam.id!r}: stream interrupted")
-                    failures = 1
-                    self._stop.wait(cam.reconnect_initial_s)
-            self._set_state(StreamState.FINISHED, None)
-        except Exception as exc:  # never let the thread die silently
-            logger.exception("camera %r: capture failed", cam.id)
-            self._fail(f"camera {cam.id!r}: capture failed: {exc!r}")
-        finally:
-            self._stats.decode_errors = src.decode_errors
-            self._capture_done.set()
+            await self._process()
+        except Exception as exc:  # a bug here must not lose the cameras' counters
+            logger.exception("ingest actor %s: processing failed", self.name)
+            for cam in self._cams.values():
+                self._fail(cam, f"camera {cam.config.id!r}: ingest failed: {exc!r}")
+        if self._validations:
+            await asyncio.wait(list(self._validations))
+        await asyncio.gather(*(self._validator.finish_stream.remote(cid) for cid in self._cams),
+                             return_exceptions=True)
+        return self.stats(final=True)["cameras"]
 
-    def _read_session(self, src: Source) -> str:
-        """Read until the source ends ('ended'), stop is asked ('stopped') or max_frames ('limit')."""
-        cam = self.camera
-        period = 1.0 / cam.fps if cam.fps else 0.0
-        next_sample: float | None = None
-        pace_origin: tuple[float, float] | None = None
-        index = -1
-        while not self._stop.is_set():
-            item = src.read()
-            if item is None:
-                return "ended"
-            image, media_time = item
-            index += 1
-            self._stats.frames_decoded += 1
-            now = time.time()
-            t = now if media_time is None else media_time
-            if media_time is not None and cam.realtime:
-                if pace_origin is None:
-                    pace_origin = (now, media_time)
-                delay = pace_origin[0] + (media_time - pace_origin[1]) - now
-                if delay > 0 and self._stop.wait(delay):
-                    return "stopped"
-            if period:
-                if next_sample is not None and t < next_sample - 1e-6:
-                    continue
-                next_sample = t + period if next_sample is None or next_sample + period <= t else next_sample + period
-            small, scale = fit_to_model(image, self._imgsz)
-            frame = Frame(stream_id=cam.id, frame_id=self._stats.frames_read, source_index=index,
-                          captured_at=time.time(), epoch=self._epoch, media_time=t, image=small, scale=scale,
-                          original_shape=(image.shape[0], image.shape[1]))
-            self._stats.frames_read += 1
-            self._metrics.read.inc()
-            if self._buffer.put(frame, self._stop):
-                self._metrics.dropped.inc(tags={"reason": "overflow"})
-            if self._max_frames is not None and self._stats.frames_read >= self._max_frames:
-                return "limit"
-        return "stopped"
-
-    def _set_state(self, state: StreamState, error: str | None) -> None:
-        if state != StreamState(self._stats.state):
-            logger.info("camera %r: %s%s", self.camera.id, state.value, f" ({error})" if error else "")
-        self._stats.state = state.value
-        self._stats.error = error
-
-    def _fail(self, error: str) -> None:
-        logger.error("%s", error)
-        self._set_state(StreamState.FAILED, error)
-
-    # -- the actor's event loop -----------------------------------------------------------
-    async def run(self) -> dict[str, Any]:
-        """Process frames until the source is done and everything read is analysed or dropped."""
-        self._stats.started_at = time.time()
-        self._thread.start()
-        tracker: StreamTracker | None = None  # made at the first frame, when the source's rate is known
-        epoch = 0
-        pending: deque[tuple[Frame, Any]] = deque()
+    async def _process(self) -> None:
+        limit = self._ingest.max_inflight_requests
+        inflight: deque[tuple[list[Frame], asyncio.Future]] = deque()
         while True:
-            while len(pending) < self.camera.max_inflight:
-                frame = self._buffer.get()
-                if frame is None:
-                    break
-                pending.append((frame, self._detector.detect.remote(frame.image)))
-            if not pending:
-                if self._capture_done.is_set() and len(self._buffer) == 0:
-                    break
-                frame = await asyncio.to_thread(self._buffer.get, 0.05)
-                if frame is not None:
-                    pending.append((frame, self._detector.detect.remote(frame.image)))
+            while len(inflight) < limit and (frames := self._take()):
+                inflight.append((frames, asyncio.ensure_future(self._detect(frames))))
+            if inflight and inflight[0][1].done():
+                frames, result = inflight.popleft()
+                await self._complete(frames, result)
                 continue
-            frame, response = pending.popleft()
-            try:
-                detections: Detections = await response
-            except Exception as exc:  # the detector failed this frame: count it, keep going
-                self._stats.dropped_detector_error += 1
-                self._metrics.dropped.inc(tags={"reason": "detector_error"})
-                logger.warning("camera %r: frame %d not analysed: %s", self.camera.id, frame.frame_id, exc)
+            if not inflight and self._finished():
+                return
+            self._wake.clear()
+            if len(inflight) < limit and self._ready():
                 continue
-            if tracker is None:
-                tracker = StreamTracker(self._tracking, frame_rate=self.camera.fps or self._source.fps)
-            elif frame.epoch != epoch:
-                tracker.reset()
-            epoch = frame.epoch
-            if frame.scale != 1.0:
-                detections = detections.scaled(1.0 / frame.scale)
-            tracks = tracker.update(detections, timestamp=frame.media_time)
-            tracked = TrackedFrame(frame.stream_id, frame.frame_id, frame.source_index, frame.captured_at,
-                                   frame.epoch, frame.original_shape, detections, tracks)
-            verdict = await self._validator.process.remote(tracked)
-            latency = verdict.validated_at - frame.captured_at
-            self._latencies.append(latency)
-            self._metrics.analysed.inc()
-            self._metrics.latency.observe(latency * 1000)
-            self._stats.frames_analysed += 1
-            self._stats.tracks = tracker.tracks_seen
-        await self._validator.finish_stream.remote(self.camera.id)
-        report = self.stats()
-        report["latency_samples_s"] = list(self._latencies)
-        return report
+            wake = asyncio.ensure_future(self._wake.wait()) if len(inflight) < limit else None
+            waiting = [f for f in (inflight[0][1] if inflight else None, wake) if f is not None]
+            await asyncio.wait(waiting, timeout=0.5, return_when=asyncio.FIRST_COMPLETED)
+            if wake is not None:
+                wake.cancel()
 
+    def _take(self) -> list[Frame]:
+        """The oldest buffered frame of each camera that may have one more in flight."""
+        frames = []
+        for cam in self._cams.values():
+            if cam.error is None and cam.inflight < cam.config.max_inflight:
+                frame = cam.capture.buffer.get()
+                if frame is not None:
+                    cam.inflight += 1
+                    frames.append(frame)
+        return frames
+
+    def _ready(self) -> bool:
+        return any(cam.error is None and cam.inflight < cam.config.max_inflight and len(cam.capture.buffer)
+                   for cam in self._cams.values())
+
+    def _finished(self) -> bool:
+        return all((cam.capture.done.is_set() or cam.error is not None) and not len(cam.capture.buffer)
+                   for cam in self._cams.values())
+
+    async def _detect(self, frames: list[Frame]) -> list[Detections]:
+        response = self._detector.detect_frames.remote([f.image for f in frames])
+        return await asyncio.wait_for(response, self._ingest.detector_timeout_s)
+
+    async def _complete(self, frames: list[Frame], result: asyncio.Future) -> None:
+        """Track one request's frames per camera and hand them to the validator."""
+        try:
+            detections: list[Detections] = result.result()
+        except Exception as exc:  # the detector failed these frames (replica died, timeout): count them
+            for frame in frames:
+                cam = self._cams[frame.stream_id]
+                cam.inflight -= 1
+                self._drop(cam, "detector_error")
+            self._log_detector_error(exc, len(frames))
+            return
+        tracked: list[TrackedFrame] = []
+        for frame, dets in zip(frames, detections):
+            cam = self._cams[frame.stream_id]
+            cam.inflight -= 1
+            if cam.error is not None:
+                self._drop(cam, "camera_error")
+                continue
+            try:
+                tracked.append(self._track(cam, frame, dets))
+            except Exception as exc:
+                logger.exception("camera %r: tracking failed", cam.config.id)
+                self._fail(cam, f"camera {cam.config.id!r}: tracking failed: {exc!r}")
+                self._drop(cam, "camera_error")
+        if tracked:
+            await self._slots.acquire()  # back-pressure when the validator is behind
+            task = asyncio.ensure_future(self._validated(tracked, self._validator.process_many.remote(tracked)))
+            self._validations.add(task)
+            task.add_done_callback(self._validations.discard)
+
+    def _track(self, cam: _Camera, frame: Frame, detections: Detections) -> TrackedFrame:
+        if cam.tracker is None:  # made at the first frame, when the source's rate is known
+            cam.tracker = StreamTracker(self._tracking, frame_rate=cam.config.fps or cam.capture.source.fps)
+        elif frame.epoch != cam.epoch:
+            cam.tracker.reset()
+        cam.epoch = frame.epoch
+        if frame.scale != 1.0:
+            detections = detections.scaled(1.0 / frame.scale)
+        tracks = cam.tracker.update(detections, timestamp=frame.media_time)
+        return TrackedFrame(frame.stream_id, frame.frame_id, frame.source_index, frame.captured_at, frame.epoch,
+                            frame.original_shape, detections, tracks)
+
+    async def _validated(self, tracked: list[TrackedFrame], response: Any) -> None:
+        try:
+            verdicts: list[Verdict] = await response
+        except Exception as exc:  # the validator is gone: these frames were not validated
+            logger.error("ingest %s: validator failed %d frames: %s", self.name, len(tracked), exc)
+            for t in tracked:
+                self._drop(self._cams[t.stream_id], "validator_error")
+            return
+        finally:
+            self._slots.release()
+        per_cam: Counter = Counter()
+        for t, verdict in zip(tracked, verdicts):
+            cam = self._cams[t.stream_id]
+            latency = verdict.validated_at - t.captured_at
+            cam.analysed += 1
+            cam.latency.add(latency)
+            per_cam[t.stream_id] += 1
+            self._metrics.latency.observe(latency * 1000, tags={"stream": t.stream_id})
+        for cid, n in per_cam.items():
+            self._metrics.analysed.inc(n, tags={"stream": cid})
+
+    def _drop(self, cam: _Camera, reason: str) -> None:
+        cam.dropped[reason] += 1
+        self._metrics.dropped.inc(tags={"stream": cam.config.id, "reason": reason})
+
+    def _fail(self, cam: _Camera, error: str) -> None:
+        """A processing failure of one camera: stop it and count what it had buffered as dropped."""
+        if cam.error is not None:
+            return
+        logger.error("%s", error)
+        cam.error = error
+        cam.capture.stop()
+        while cam.capture.buffer.get() is not None:
+            self._drop(cam, "camera_error")
+
+    def _log_detector_error(self, exc: BaseException, n: int) -> None:
+        now = time.time()
+        if now - self._detector_errors_logged >= 5.0:  # one line per burst, not one per frame
+            self._detector_errors_logged = now
+            logger.warning("ingest %s: %d frame(s) not analysed, detector error: %s", self.name, n,
+                           str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+
+    # -- control and reports --------------------------------------------------------------
     def stop(self) -> None:
         """Stop reading; frames already read are still analysed."""
-        self._stop.set()
+        for cam in self._cams.values():
+            cam.capture.stop()
 
-    def stats(self) -> dict[str, Any]:
-        s = self._stats
-        s.dropped_overflow = self._buffer.dropped
-        s.frames_dropped = s.dropped_overflow + s.dropped_detector_error
+    def stats(self, final: bool = False) -> dict[str, Any]:
+        """``{"cameras": {id: report}, "actor": {...}}``; USS is re-measured at most every 10 s."""
+        now = time.time()
+        if final or now - self._uss[0] >= USS_EVERY_S:
+            self._uss = (now, round(psutil.Process().memory_full_info().uss / 2**20, 1))
+        cameras = {cid: self._report(cam, now) for cid, cam in self._cams.items()}
+        self._flush_capture_metrics()
+        actor = {"name": self.name, "node_id": self.node_id, "cameras": list(self._cams), "uss_mb": self._uss[1],
+                 "torch_imported": "torch" in sys.modules, "pid": psutil.Process().pid}
+        return {"cameras": cameras, "actor": actor}
+
+    def _flush_capture_metrics(self) -> None:
+        """Capture threads only count; their counters reach Prometheus here, as deltas."""
+        for cid, cam in self._cams.items():
+            read, overflow = cam.capture.stats.frames_read, cam.capture.buffer.dropped
+            last_read, last_overflow = self._flushed.get(cid, (0, 0))
+            if read > last_read:
+                self._metrics.read.inc(read - last_read, tags={"stream": cid})
+            if overflow > last_overflow:
+                self._metrics.dropped.inc(overflow - last_overflow, tags={"stream": cid, "reason": "overflow"})
+            self._flushed[cid] = (read, overflow)
+
+    def _report(self, cam: _Camera, now: float) -> dict[str, Any]:
+        cap = cam.capture.stats
+        dropped = Counter(cam.dropped)
+        if cam.capture.buffer.dropped:
+            dropped["overflow"] = cam.capture.buffer.dropped
+        s = StreamStats(stream_id=cam.config.id, state=StreamState.FAILED.value if cam.error else cap.state,
+                        error=cam.error or cap.error, frames_decoded=cap.frames_decoded, frames_read=cap.frames_read,
+                        frames_analysed=cam.analysed, frames_dropped=sum(dropped.values()), dropped=dict(dropped),
+                        decode_errors=cap.decode_errors, reconnects=cap.reconnects, source_fps=cap.source_fps,
+                        tracks=cam.tracker.tracks_seen if cam.tracker else 0, started_at=self._started_at,
+                        ingest_actor=self.name, node_id=self.node_id)
         s.in_pipeline = s.frames_read - s.frames_analysed - s.frames_dropped
-        s.elapsed_s = round(time.time() - s.started_at, 3) if s.started_at else 0.0
+        s.elapsed_s = round(now - (cap.first_frame_at or now), 3)  # since the camera's first frame
         s.fps_analysed = round(s.frames_analysed / s.elapsed_s, 2) if s.elapsed_s > 0 else 0.0
-        s.latency_ms = latency_percentiles(self._latencies)
-        s.uss_mb = round(psutil.Process().memory_full_info().uss / 2**20, 1)
-        s.torch_imported = "torch" in sys.modules
-        return asdict(s)
+        s.latency_ms = cam.latency.percentiles()
+        s.latency_hist = cam.latency.to_sparse()
+        return s.as_dict()
 
 
-def latency_percentiles(samples_s: list[float]) -> dict[str, float]:
-    if not samples_s:
-        return {"p50": 0.0, "p95": 0.0}
-    p50, p95 = np.percentile(np.asarray(samples_s) * 1000.0, [50, 95])
-    return {"p50": round(float(p50), 1), "p95": round(float(p95), 1)}
-
-
-CameraActorRemote = ray.remote(num_cpus=0, max_restarts=0)(CameraActor)
+IngestActorRemote = ray.remote(num_cpus=0, max_restarts=0)(IngestActor)

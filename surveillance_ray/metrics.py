@@ -6,10 +6,9 @@ from ray.util import metrics
 
 
 class StreamMetrics:
-    """Per-camera counters and the capture→validated latency histogram."""
+    """Per-camera counters and the capture→validated latency histogram (tags given per call)."""
 
-    def __init__(self, stream_id: str) -> None:
-        tags = {"stream": stream_id}
+    def __init__(self) -> None:
         self.read = metrics.Counter("surveillance_frames_read", "Frames taken into the pipeline.", ("stream",))
         self.analysed = metrics.Counter("surveillance_frames_analysed", "Frames validated.", ("stream",))
         self.dropped = metrics.Counter("surveillance_frames_dropped", "Frames dropped, by reason.",
@@ -17,5 +16,3 @@ class StreamMetrics:
         self.latency = metrics.Histogram(
             "surveillance_latency_ms", "Capture to validated latency (ms).",
             boundaries=[10, 25, 50, 100, 200, 400, 800, 1600, 3200], tag_keys=("stream",))
-        for metric in (self.read, self.analysed, self.dropped, self.latency):
-            metric.set_default_tags(tags)

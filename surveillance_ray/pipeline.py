@@ -1,4 +1,4 @@
-"""The driver: starts (or joins) Ray, deploys the detector, runs one actor per camera, writes the run.
+"""The driver: starts (or joins) Ray, deploys the detector, runs the ingest actors, writes the run.
 
 Run directory: ``config.json`` (effective settings), ``events.jsonl``, ``tracks.jsonl`` (optional,
 replayable with ``surveillance-ray replay``) and ``summary.json``.
@@ -23,9 +23,10 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from surveillance_ray.config import Settings
-from surveillance_ray.ingest import CameraActorRemote, latency_percentiles
+from surveillance_ray.config import CameraConfig, Settings
+from surveillance_ray.ingest import IngestActorRemote
 from surveillance_ray.messages import StreamState
+from surveillance_ray.stats import merge_latency
 from surveillance_ray.validate import ValidatorActor
 
 logger = logging.getLogger(__name__)
@@ -94,18 +95,16 @@ def run_pipeline(settings: Settings, console: Console | None = None) -> RunResul
         (run_dir / "class_names.json").write_text(json.dumps(names))
         sensitivity = {c.id: c.sensitivity for c in settings.cameras}
         validator = ValidatorActor.remote(settings.validator, names, sensitivity, settings.run.track_log)
-        cameras = {
-            c.id: CameraActorRemote.options(name=f"camera-{c.id}-{os.getpid()}").remote(
-                c, handle, validator, settings.tracking, settings.detector.imgsz, settings.run.max_frames)
-            for c in settings.cameras
-        }
-        monitor = _Monitor(settings, cameras, validator, run_dir, console)
+        actors = start_ingest(settings, handle, validator)
+        monitor = _Monitor(settings, actors, validator, run_dir, console)
         reports = monitor.loop()
         summary = build_summary(reports, ray.get(validator.counts.remote()))
         summary["run"] = {
             "run_dir": str(run_dir), "duration_s": round(monitor.elapsed, 2),
             "weights": settings.detector.weights, "imgsz": settings.detector.imgsz,
-            "cameras": len(cameras), "detector": handle.stats.remote().result(),
+            "cameras": len(settings.cameras), "detector": handle.stats.remote().result(),
+            "ingest_actors": monitor.actor_info,
+            "nodes": sorted({a.get("node_id", "") for a in monitor.actor_info.values()} - {""}),
             "uss_mb_total": round(process_tree_uss() / 2**20, 1) if started_ray else None,
             "uss_scope": "driver + the local Ray it started" if started_ray else "not measured (joined a cluster)",
         }
@@ -122,24 +121,52 @@ def run_pipeline(settings: Settings, console: Console | None = None) -> RunResul
             ray.shutdown()
 
 
-class _Monitor:
-    """Polls the cameras, enforces the duration, drains events to disk, shows the live table."""
+def camera_groups(cameras: list[CameraConfig], per_actor: int) -> list[list[CameraConfig]]:
+    """Cameras split into the fewest actors of at most ``per_actor`` cameras, sizes as even as possible."""
+    n = -(-len(cameras) // per_actor)
+    base, extra = divmod(len(cameras), n)
+    groups, start = [], 0
+    for i in range(n):
+        size = base + (i < extra)
+        groups.append(cameras[start:start + size])
+        start += size
+    return groups
 
-    def __init__(self, settings: Settings, cameras: dict[str, Any], validator: Any, run_dir: Path,
+
+def start_ingest(settings: Settings, detector: Any, validator: Any) -> dict[str, Any]:
+    """One ingest actor per group of cameras, spread over the cluster's nodes (``ingest.placement``)."""
+    options: dict[str, Any] = {"scheduling_strategy": "SPREAD"} if settings.ingest.placement == "spread" else {}
+    actors = {}
+    for i, group in enumerate(camera_groups(settings.cameras, settings.ingest.cameras_per_actor)):
+        name = f"ingest-{i}-{os.getpid()}"
+        actors[name] = IngestActorRemote.options(name=name, **options).remote(
+            group, detector, validator, settings.tracking, settings.ingest, settings.detector.imgsz,
+            settings.run.max_frames)
+    return actors
+
+
+class _Monitor:
+    """Polls the ingest actors, enforces the duration, drains events to disk, shows the live table."""
+
+    def __init__(self, settings: Settings, actors: dict[str, Any], validator: Any, run_dir: Path,
                  console: Console) -> None:
         self.settings = settings
-        self.cameras = cameras
+        self.actors = actors
         self.validator = validator
         self.console = console
         self.run_dir = run_dir
-        self.last_stats: dict[str, dict[str, Any]] = {cid: {"stream_id": cid, "state": "starting"} for cid in cameras}
+        groups = camera_groups(settings.cameras, settings.ingest.cameras_per_actor)
+        self.cameras_of = {name: [c.id for c in group] for name, group in zip(actors, groups)}
+        self.last_stats: dict[str, dict[str, Any]] = {c.id: {"stream_id": c.id, "state": "starting"}
+                                                      for c in settings.cameras}
+        self.actor_info: dict[str, dict[str, Any]] = {}
         self.started = time.time()
         self.elapsed = 0.0
 
     def loop(self) -> dict[str, dict[str, Any]]:
         run = self.settings.run
         live = run.live if run.live is not None else self.console.is_terminal
-        pending = {actor.run.remote(): cid for cid, actor in self.cameras.items()}
+        pending = {actor.run.remote(): name for name, actor in self.actors.items()}
         reports: dict[str, dict[str, Any]] = {}
         stopping = False
         events_file = (self.run_dir / "events.jsonl").open("w")
@@ -150,9 +177,9 @@ class _Monitor:
                     try:
                         ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=run.refresh_s)
                         for ref in ready:
-                            cid = pending.pop(ref)
-                            reports[cid] = self._report(ref, cid)
-                        self._poll([cid for cid in pending.values()])
+                            name = pending.pop(ref)
+                            reports.update(self._report(ref, name))
+                        self._poll(list(pending.values()))
                         self._drain(events_file, tracks_file)
                         self.elapsed = time.time() - self.started
                         if not stopping and run.duration_s is not None and self.elapsed >= run.duration_s:
@@ -173,29 +200,41 @@ class _Monitor:
         return reports
 
     def _stop_all(self) -> bool:
-        for actor in self.cameras.values():
+        for actor in self.actors.values():
             actor.stop.remote()
         return True
 
-    def _report(self, ref: Any, cid: str) -> dict[str, Any]:
+    def _report(self, ref: Any, name: str) -> dict[str, dict[str, Any]]:
         try:
-            return ray.get(ref)
-        except ray.exceptions.RayError as exc:  # the actor died: keep its last known counters
-            report = dict(self.last_stats[cid])
-            report.update(state=StreamState.FAILED.value, error=f"camera {cid!r}: actor died: {exc}".splitlines()[0])
-            logger.error("%s", report["error"])
-            return report
+            reports = ray.get(ref)
+        except ray.exceptions.RayError as exc:  # the actor died: its cameras keep their last known counters
+            first = f"{exc}".splitlines()[0]
+            reports = {}
+            for cid in self.cameras_of[name]:
+                report = dict(self.last_stats[cid])
+                report.update(state=StreamState.FAILED.value, error=f"camera {cid!r}: ingest actor died: {first}")
+                logger.error("%s", report["error"])
+                reports[cid] = report
+        self.last_stats.update(reports)
+        try:
+            self.actor_info[name] = ray.get(self.actors[name].stats.remote(final=True), timeout=10)["actor"]
+        except (ray.exceptions.RayError, TimeoutError):
+            self.actor_info.setdefault(name, {"name": name, "cameras": self.cameras_of[name], "state": "died"})
+        return reports
 
-    def _poll(self, ids: list[str]) -> None:
-        refs = {cid: self.cameras[cid].stats.remote() for cid in ids}
+    def _poll(self, names: list[str]) -> None:
+        refs = {name: self.actors[name].stats.remote() for name in names}
         counts = self.validator.counts.remote()
-        for cid, ref in refs.items():
+        for name, ref in refs.items():
             try:
-                self.last_stats[cid] = ray.get(ref, timeout=5)
+                stats = ray.get(ref, timeout=5)
             except (ray.exceptions.RayError, TimeoutError):
-                pass  # reported when its run() returns
+                continue  # reported when its run() returns
+            self.last_stats.update(stats["cameras"])
+            self.actor_info[name] = stats["actor"]
         for cid, c in ray.get(counts).items():
-            self.last_stats[cid]["events"] = c["events"]
+            if cid in self.last_stats:
+                self.last_stats[cid]["events"] = c["events"]
 
     def _drain(self, events_file: TextIO, tracks_file: TextIO | None) -> None:
         events, tracks = ray.get(self.validator.drain.remote())
@@ -214,30 +253,35 @@ class _Monitor:
 def build_summary(reports: dict[str, dict[str, Any]], counts: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """``{"streams": {id: {...}}, "total": {...}}`` from the cameras' final reports and the validator."""
     streams: dict[str, dict[str, Any]] = {}
-    samples: list[float] = []
     for cid, r in reports.items():
         c = counts.get(cid, {})
-        samples += r.get("latency_samples_s", [])
         streams[cid] = {
             "frames_read": r.get("frames_read", 0), "frames_analysed": r.get("frames_analysed", 0),
             "frames_dropped": r.get("frames_dropped", 0), "fps_analysed": r.get("fps_analysed", 0.0),
             "latency_ms": r.get("latency_ms", {"p50": 0.0, "p95": 0.0}), "tracks": r.get("tracks", 0),
             "events": c.get("events", 0),
             "state": r.get("state"), "error": r.get("error"), "reconnects": r.get("reconnects", 0),
-            "frames_decoded": r.get("frames_decoded", 0), "dropped_overflow": r.get("dropped_overflow", 0),
-            "dropped_detector_error": r.get("dropped_detector_error", 0), "decode_errors": r.get("decode_errors", 0),
+            "frames_decoded": r.get("frames_decoded", 0), "dropped": r.get("dropped", {}),
+            "dropped_overflow": r.get("dropped_overflow", 0),
+            "dropped_detector_error": r.get("dropped_detector_error", 0), "in_pipeline": r.get("in_pipeline", 0),
+            "decode_errors": r.get("decode_errors", 0),
             "confirmed_tracks": c.get("confirmed_tracks", 0), "events_by_kind": c.get("events_by_kind", {}),
-            "started_by_class": c.get("started_by_class", {}), "uss_mb": r.get("uss_mb"),
-            "torch_imported": r.get("torch_imported"),
+            "started_by_class": c.get("started_by_class", {}), "ingest_actor": r.get("ingest_actor"),
+            "node_id": r.get("node_id"),
         }
     total: dict[str, Any] = {k: sum(s[k] for s in streams.values())
-                             for k in ("frames_read", "frames_analysed", "frames_dropped", "tracks", "events")}
+                             for k in ("frames_read", "frames_analysed", "frames_dropped", "tracks", "events",
+                                       "in_pipeline")}
     total["fps_analysed"] = round(sum(s["fps_analysed"] for s in streams.values()), 2)
-    total["latency_ms"] = latency_percentiles(samples)
+    total["latency_ms"] = merge_latency(reports.values())
+    dropped: dict[str, int] = {}
     started: dict[str, int] = {}
     for s in streams.values():
+        for reason, n in s["dropped"].items():
+            dropped[reason] = dropped.get(reason, 0) + n
         for name, n in s["started_by_class"].items():
             started[name] = started.get(name, 0) + n
+    total["dropped"] = dropped
     total["started_by_class"] = started
     return {"streams": streams, "total": total}
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import configparser
 import logging
 import math
+import os
+import threading
 from pathlib import Path
 
 import cv2
@@ -21,6 +23,8 @@ logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 DEFAULT_FPS = 25.0
+_FFMPEG_OPTIONS_ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
+_open_lock = threading.Lock()  # OpenCV reads its FFmpeg options from the environment at open
 
 
 class SourceError(RuntimeError):
@@ -71,7 +75,9 @@ class CaptureSource(Source):
         else:
             timeout_ms = int(cam.read_timeout_s * 1000)
             params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms]
-            cap = cv2.VideoCapture(cam.source, cv2.CAP_FFMPEG, params)
+            if cam.decode_threads is not None:
+                params += [cv2.CAP_PROP_N_THREADS, cam.decode_threads]
+            cap = _open_ffmpeg(cam.source, params, cam.ffmpeg_options if cam.kind == "url" else None)
         if not cap.isOpened():
             cap.release()
             raise self._error("cannot open source (unreachable, or not a video)")
@@ -110,6 +116,26 @@ class CaptureSource(Source):
         if self._cap is not None:
             self._cap.release()
             self._cap = None
+
+
+def _open_ffmpeg(source: str, params: list[int], options: str | None) -> cv2.VideoCapture:
+    """``cv2.VideoCapture`` with FFmpeg ``options`` ("key;value|key;value") for this capture only.
+
+    OpenCV serialises FFmpeg opens in a process behind one lock and reads the options from the
+    environment there, so setting the variable under our own lock around the open is race-free.
+    """
+    with _open_lock:
+        previous = os.environ.get(_FFMPEG_OPTIONS_ENV)
+        if options:
+            os.environ[_FFMPEG_OPTIONS_ENV] = options
+        try:
+            return cv2.VideoCapture(source, cv2.CAP_FFMPEG, params)
+        finally:
+            if options:
+                if previous is None:
+                    os.environ.pop(_FFMPEG_OPTIONS_ENV, None)
+                else:
+                    os.environ[_FFMPEG_OPTIONS_ENV] = previous
 
 
 class ImageSequenceSource(Source):

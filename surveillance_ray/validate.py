@@ -82,6 +82,10 @@ class Validator:
         self._emit(events)
         return Verdict(validated_at=time.time(), events=tuple(events))
 
+    def process_many(self, frames: list[TrackedFrame]) -> list[Verdict]:
+        """One call per detector request of an ingest actor (frames of several cameras)."""
+        return [self.process(frame) for frame in frames]
+
     def _observe(self, frame: TrackedFrame, track_id: int, class_id: int, confidence: float,
                  xyxy: tuple[float, float, float, float]) -> list[Event]:
         key = (frame.stream_id, frame.epoch, track_id)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
 import time
 from pathlib import Path
 from typing import Iterator
@@ -14,6 +11,7 @@ import ray
 from ray import serve
 
 from surveillance_ray.config import Settings, load_settings
+from surveillance_ray.testing.rtsp import RtspCameras, RtspUnavailable, h264_video
 
 
 @pytest.fixture(scope="session")
@@ -29,41 +27,19 @@ def settings_for(tmp_path: Path, cameras: list[dict], **sections: dict) -> Setti
     return load_settings(cameras=cameras, run=run, **sections)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class RtspCamera:
-    """Debian's GStreamer RTSP server playing a file on 127.0.0.1; can be killed and restarted."""
-
-    def __init__(self, video: Path, port: int) -> None:
-        self.video, self.port = video, port
-        self.url = f"rtsp://127.0.0.1:{port}/cam"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        script = Path(__file__).resolve().parent.parent / "support" / "rtsp_server.py"
-        self.proc = subprocess.Popen(["/usr/bin/python3", str(script), str(self.port), str(self.video)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        line = self.proc.stdout.readline() if self.proc.stdout else ""
-        if "READY" not in line:
-            raise RuntimeError(f"RTSP server did not start: {line} {self.proc.stderr.read() if self.proc.stderr else ''}")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-            self.proc = None
+@pytest.fixture(scope="session")
+def h264_pets(pets_video: Path) -> Path:
+    """The PETS video as an IP camera sends it (H.264, a keyframe a second), encoded once and cached."""
+    return h264_video(pets_video)
 
 
 @pytest.fixture
-def rtsp_camera(pets_video: Path) -> Iterator[RtspCamera]:
-    if not Path("/usr/bin/python3").exists() or shutil.which("gst-inspect-1.0") is None:
-        pytest.fail("GStreamer RTSP server missing: run `make system-deps` (make test does)")
-    camera = RtspCamera(pets_video, free_port())
-    camera.start()
+def rtsp_camera(h264_pets: Path) -> Iterator[RtspCameras]:
+    """One real RTSP camera (Debian's GStreamer RTSP server) at ``.urls[0]``; can be stopped and restarted."""
+    try:
+        camera = RtspCameras(h264_pets, count=1).start()
+    except RtspUnavailable as exc:
+        pytest.fail(f"{exc}: run `make system-deps` (make test does)")
     yield camera
     camera.stop()
 

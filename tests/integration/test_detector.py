@@ -41,7 +41,20 @@ def test_frames_from_many_callers_are_batched(handle, pets_video: Path) -> None:
     assert after["frames"] - before["frames"] == 8
     assert after["batches"] - before["batches"] < 8  # at least one batch held several frames
     assert max(after["batch_sizes"]) > 1 and max(after["batch_sizes"]) <= 4
-    assert after["torch_threads"] == 2  # the replica's CPUs, not ultralytics' cpu_count-1
+    assert after["threads"] == 2  # the replica's CPUs, not ultralytics' cpu_count-1
+
+
+def test_one_request_carries_several_frames(handle, pets_video: Path) -> None:
+    cap = cv2.VideoCapture(str(pets_video))
+    frames = [cap.read()[1] for _ in range(5)]
+    before = handle.stats.remote().result()
+    together = handle.detect_frames.remote(frames).result()
+    alone = [handle.detect.remote(f).result() for f in frames]
+    after = handle.stats.remote().result()
+    assert after["requests"] - before["requests"] == 6 and after["frames"] - before["frames"] == 10
+    assert [len(d) for d in together] == [len(d) for d in alone] and all(len(d) for d in together)
+    for a, b in zip(together, alone):
+        assert np.array_equal(a.class_id, b.class_id) and np.allclose(a.xyxy, b.xyxy, atol=0.05)
 
 
 def test_per_class_thresholds_and_class_filter(weights: Path, assets: Path) -> None:

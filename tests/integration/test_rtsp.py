@@ -7,11 +7,13 @@ from pathlib import Path
 
 from surveillance_ray.pipeline import run_pipeline
 
-from .conftest import RtspCamera, settings_for, wait_for
+from surveillance_ray.testing.rtsp import RtspCameras
+
+from .conftest import settings_for, wait_for
 
 
-def test_camera_survives_rtsp_server_restart(ray_session: None, tmp_path: Path, rtsp_camera: RtspCamera) -> None:
-    cams = [{"id": "door", "source": rtsp_camera.url, "read_timeout_s": 3, "reconnect_initial_s": 0.5,
+def test_camera_survives_rtsp_server_restart(ray_session: None, tmp_path: Path, rtsp_camera: RtspCameras) -> None:
+    cams = [{"id": "door", "source": rtsp_camera.urls[0], "read_timeout_s": 3, "reconnect_initial_s": 0.5,
              "reconnect_max_s": 2}]
     settings = settings_for(tmp_path, cams, detector={"imgsz": 320}, run={"duration_s": 40})
     result: dict = {}

@@ -97,3 +97,15 @@ def test_track_log_round_trip_and_replay() -> None:
     key = lambda e: (e["stream_id"], e["frame_id"], e["track_id"], e["kind"])  # noqa: E731
     assert sorted(replay(rows, cfg, NAMES), key=key) == sorted(events, key=key)
     assert v.drain() == ([], [])
+
+
+def test_process_many_is_process_in_order() -> None:
+    cfg = ValidatorConfig(confirm_frames=2, confirm_window=2)
+    one, many = Validator(cfg, NAMES, record_tracks=True), Validator(cfg, NAMES, record_tracks=True)
+    frames = [tracked(i, [(1, 0.9)], stream=s) for i in range(4) for s in ("a", "b")]
+    for f in frames:
+        one.process(f)
+    verdicts = many.process_many(frames)
+    assert len(verdicts) == len(frames) and all(v.validated_at > 0 for v in verdicts)
+    strip = lambda evs: [{k: v for k, v in e.items() if k != "validated_at"} for e in evs]  # noqa: E731
+    assert strip(many.drain()[0]) == strip(one.drain()[0]) != []

@@ -1,0 +1,134 @@
+"""Per-process accounting of a contender's process tree: peak USS and CPU seconds by role.
+
+A sampler thread walks the tree of one root process (a contender: the peer's process, or
+``surveillance-ray run`` and the local Ray it starts) and keeps, per pid, the last CPU times and
+USS seen; processes that exit keep their last sample. Roles come from Ray's process titles.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+
+import psutil
+
+_ROLES = [
+    (re.compile(r"ray::CameraActor|ray::IngestActor|ray::Ingest"), "camera actors"),
+    (re.compile(r"ray::ServeReplica"), "detector replica"),
+    (re.compile(r"ray::ServeController"), "serve controller"),
+    (re.compile(r"ray::Validator"), "validator"),
+    (re.compile(r"ray::ProxyActor"), "serve proxy"),
+    (re.compile(r"ray::DashboardAgent|dashboard/agent\.py"), "dashboard agent"),
+    (re.compile(r"ray::RuntimeEnvAgent|runtime_env/agent"), "runtime-env agent"),
+    (re.compile(r"ray::IDLE|default_worker\.py"), "idle ray workers"),
+    (re.compile(r"ray/core/src/ray/raylet/raylet"), "raylet"),
+    (re.compile(r"gcs_server"), "gcs"),
+    (re.compile(r"dashboard/dashboard\.py"), "dashboard"),
+    (re.compile(r"autoscaler/_private/monitor\.py"), "autoscaler monitor"),
+    (re.compile(r"log_monitor\.py"), "log monitor"),
+    (re.compile(r"rtsp_server\.py"), "rtsp server"),
+    (re.compile(r"surveillance-ray|surveillance_ray|benchmarks\.peer"), "driver"),
+]
+
+
+def role_of(cmdline: list[str]) -> str:
+    """The role of a process from its command line (Ray workers: the title Ray gives them, first word)."""
+    head = cmdline[0] if cmdline and cmdline[0].startswith("ray::") else " ".join(cmdline[:3])
+    for pattern, role in _ROLES:
+        if pattern.search(head):
+            return role
+    return "other"
+
+
+@dataclass
+class _Proc:
+    role: str
+    cpu_s: float = 0.0
+    cpu_at_start: float | None = None
+    uss: int = 0
+
+
+@dataclass
+class TreeSampler:
+    """Samples the process tree under ``root_pid`` every ``interval_s`` until ``stop``."""
+
+    root_pid: int
+    interval_s: float = 2.0
+    procs: dict[int, _Proc] = field(default_factory=dict)
+    peak_uss: int = 0
+    window: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._mark = False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> "TreeSampler":
+        self._thread.start()
+        return self
+
+    def mark_window_start(self) -> None:
+        """CPU from here on is what ``cpu_by_role`` reports (start-up excluded)."""
+        self._mark = True
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _tree(self) -> list[psutil.Process]:
+        try:
+            root = psutil.Process(self.root_pid)
+            return [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.interval_s)
+
+    def sample(self) -> None:
+        total_uss = 0
+        mark, self._mark = self._mark, False
+        now = time.time()
+        if mark:
+            self.window = (now, now)
+        for proc in self._tree():
+            try:
+                with proc.oneshot():
+                    cpu = proc.cpu_times()
+                    uss = proc.memory_full_info().uss
+                    role = role_of(proc.cmdline() or [proc.name()])
+                    entry = self.procs.get(proc.pid)
+                    if entry is None:
+                        entry = self.procs[proc.pid] = _Proc(role)
+                    entry.role = role  # an idle Ray worker becomes an actor
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
+            entry.cpu_s = cpu.user + cpu.system + cpu.children_user + cpu.children_system
+            entry.uss = uss
+            if mark or (self.window is not None and entry.cpu_at_start is None):
+                entry.cpu_at_start = entry.cpu_s if mark else 0.0
+            total_uss += uss
+        if self.window is not None:
+            self.window = (self.window[0], now)
+        self.peak_uss = max(self.peak_uss, total_uss)
+
+    def cpu_by_role(self) -> dict[str, float]:
+        """CPU seconds per role within the window (or over the whole run when no window was marked)."""
+        out: dict[str, float] = {}
+        for p in self.procs.values():
+            base = p.cpu_at_start if self.window is not None else 0.0
+            if base is None:
+                continue
+            out[p.role] = out.get(p.role, 0.0) + max(0.0, p.cpu_s - base)
+        return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+    def uss_by_role(self) -> dict[str, float]:
+        """MB of USS per role at the last sample of each process."""
+        out: dict[str, float] = {}
+        for p in self.procs.values():
+            out[p.role] = out.get(p.role, 0.0) + p.uss / 2**20
+        return {k: round(v, 1) for k, v in sorted(out.items(), key=lambda kv: -kv[1])}

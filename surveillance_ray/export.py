@@ -1,0 +1,283 @@
+"""The model the detector runs: a ``.pt`` exported once by ultralytics to a faster CPU backend, cached.
+
+``detector.backend: auto`` on a CPU device runs a ``.pt`` as OpenVINO INT8 (NNCF post-training
+quantization, calibrated on images that are not the evaluation footage), falling back to OpenVINO
+FP32 when the INT8 export disagrees with the ``.pt`` on held-out images or cannot be made, and to
+torch when OpenVINO is not installed. Exports are cached per (weights content, backend, imgsz,
+ultralytics and OpenVINO versions) under ``~/.cache/surveillance-ray/models`` (``SURVEILLANCE_CACHE``)
+with a model card (``card.json``); a file lock keeps concurrent replicas from exporting twice.
+The export itself runs in a child process (``python -m surveillance_ray.export``) so the replica
+does not keep the exporter's memory.
+
+    python -m surveillance_ray.export --weights yolov8n.pt --backend openvino-int8 --imgsz 320
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from surveillance_ray.config import DetectorConfig, assets_dir
+
+logger = logging.getLogger(__name__)
+
+#: Image folders of the shared assets used for INT8 calibration: other scenes than PETS09-S2L1,
+#: the footage accuracy is measured on.
+CALIBRATION_SETS = ("mot/PETS09-S3-MF1/img1", "mot/SIwR-c6s1/img1", "mot/TUD-Campus/img1",
+                    "mot/MOT17-mini/train/*/img1", "datasets/coco8/images/*")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+AGREEMENT_MIN_F1 = 0.90  # an INT8 export must find the .pt's detections (IoU >= 0.5, same class) this well
+
+
+class ExportError(RuntimeError):
+    """The model could not be exported; the message names the field."""
+
+
+class UnloadableModel(ExportError):
+    """The weights themselves cannot be loaded: no other backend would do better."""
+
+
+LOAD_FAILED = 3  # exit status of the export process when the weights do not load
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """What the detector loads: ``weights`` (a file or an exported folder) and which backend it is."""
+
+    weights: str
+    backend: str  # torch, openvino, openvino-int8, onnx, or native (a non-.pt file run as given)
+    source: str  # the configured weights
+    card: dict | None = None
+
+
+def has(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def choose_backend(config: DetectorConfig) -> str:
+    """The backend ``detector.backend`` means for this config (``auto`` decided here)."""
+    if not config.weights.endswith(".pt"):
+        return "native"
+    if config.backend != "auto":
+        return config.backend
+    if config.device != "cpu":
+        return "torch"  # on a GPU the .pt runs as it is (TensorRT engines are given as .engine)
+    if has("openvino"):
+        return "openvino-int8" if has("nncf") else "openvino"
+    return "torch"
+
+
+def cache_root() -> Path:
+    root = Path(os.environ.get("SURVEILLANCE_CACHE", Path.home() / ".cache" / "surveillance-ray")) / "models"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def _versions() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    parts = []
+    for pkg in ("ultralytics", "openvino", "nncf", "onnx"):
+        try:
+            parts.append(f"{pkg}{version(pkg)}")
+        except PackageNotFoundError:
+            continue
+    return "-".join(parts)
+
+
+def export_dir(weights: Path, backend: str, imgsz: int, calibration: str | None) -> Path:
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
+    key = f"{backend}|{imgsz if backend == 'openvino-int8' else ''}|{calibration or ''}|{_versions()}"
+    tag = hashlib.sha256(key.encode()).hexdigest()[:10]
+    suffix = "onnx" if backend == "onnx" else "openvino_model"  # ultralytics tells formats by these names
+    return cache_root() / f"{weights.stem}-{digest}-{backend}-{tag}_{suffix}"
+
+
+def resolve(config: DetectorConfig) -> ResolvedModel:
+    """The model to load for ``config``: exports (in a child process, once, under a lock) when needed."""
+    backend = choose_backend(config)
+    if backend in ("native", "torch"):
+        return ResolvedModel(config.weights, backend, config.weights)
+    weights = Path(config.weights)
+    if not weights.is_file():  # a hub name (yolov8n.pt): ultralytics downloads it on first use
+        from ultralytics.utils.downloads import attempt_download_asset
+
+        weights = Path(attempt_download_asset(config.weights))
+    if backend == "openvino-int8":
+        try:
+            return _resolve_one(weights, "openvino-int8", config)
+        except UnloadableModel:
+            raise
+        except ExportError as exc:
+            if config.backend == "openvino-int8":  # asked for explicitly: no silent substitute
+                raise
+            logger.warning("INT8 export not used (%s); falling back to OpenVINO FP32", exc)
+            backend = "openvino"
+    return _resolve_one(weights, backend, config)
+
+
+def _resolve_one(weights: Path, backend: str, config: DetectorConfig) -> ResolvedModel:
+    target = export_dir(weights, backend, config.imgsz, config.int8_calibration)
+    card_file = target.parent / f"{target.name}.card.json"
+    with open(cache_root() / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not card_file.is_file():
+            cmd = [sys.executable, "-m", "surveillance_ray.export", "--weights", str(weights), "--backend", backend,
+                   "--imgsz", str(config.imgsz), "--out", str(target)]
+            if config.int8_calibration:
+                cmd += ["--calibration", config.int8_calibration]
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+            tail = ((done.stderr or done.stdout).strip().splitlines() or ["no output"])[-1]
+            if done.returncode == LOAD_FAILED:
+                raise UnloadableModel(f"detector.weights: cannot load model {str(weights)!r}: {tail}")
+            if done.returncode != 0 or not card_file.is_file():
+                raise ExportError(f"detector.backend={backend}: export of {weights} failed: {tail}")
+    card = json.loads(card_file.read_text())
+    if not card.get("accepted", True):
+        raise ExportError(card.get("reason", "rejected by the accuracy check"))
+    return ResolvedModel(str(target), backend, str(weights), card)
+
+
+# -- the export itself (child process) -----------------------------------------------------
+def calibration_images(calibration: str | None) -> list[Path]:
+    """Images for INT8 calibration: a folder (recursively), or the shared assets' other scenes."""
+    if calibration:
+        root = Path(calibration)
+        if not root.is_dir():
+            raise ExportError(f"detector.int8_calibration: not a folder of images: {calibration}")
+        images = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    else:
+        assets = assets_dir()
+        if assets is None:
+            raise ExportError("detector.int8_calibration: no calibration images (set it to a folder of frames "
+                              "from your cameras)")
+        images = sorted(p for pattern in CALIBRATION_SETS for p in assets.glob(f"{pattern}/*")
+                        if p.suffix.lower() in IMAGE_SUFFIXES)
+    if len(images) < 32:
+        raise ExportError(f"detector.int8_calibration: {len(images)} images found, need at least 32")
+    return images
+
+
+def _dataset(images: list[Path], names: dict[int, str], root: Path) -> Path:
+    """A YOLO dataset yaml whose val split holds ``images`` (symlinks; no labels: calibration needs none)."""
+    val = root / "images" / "val"
+    val.mkdir(parents=True)
+    (root / "labels" / "val").mkdir(parents=True)
+    for i, image in enumerate(images):
+        (val / f"{i:06d}{image.suffix.lower()}").symlink_to(image.resolve())
+    lines = [f"path: {root}", "train: images/val", "val: images/val", "names:"]
+    lines += [f"  {i}: {json.dumps(n)}" for i, n in names.items()]
+    yaml_file = root / "data.yaml"
+    yaml_file.write_text("\n".join(lines) + "\n")
+    return yaml_file
+
+
+def agreement(reference: object, candidate: object, images: list[Path], imgsz: int) -> dict[str, float]:
+    """How well ``candidate`` finds ``reference``'s detections (same class, IoU >= 0.5, conf >= 0.25)."""
+    import numpy as np
+    import supervision as sv
+
+    tp = fp = fn = 0
+    for image in images:
+        r = reference.predict(str(image), imgsz=imgsz, conf=0.25, verbose=False)[0].boxes
+        c = candidate.predict(str(image), imgsz=imgsz, conf=0.25, verbose=False)[0].boxes
+        rb, cb = r.xyxy.cpu().numpy(), c.xyxy.cpu().numpy()
+        rc, cc = r.cls.cpu().numpy(), c.cls.cpu().numpy()
+        matched = 0
+        if len(rb) and len(cb):
+            iou = sv.box_iou_batch(rb, cb) * (rc[:, None] == cc[None, :])
+            pairs = np.argwhere(iou >= 0.5)
+            used_r: set[int] = set()
+            used_c: set[int] = set()
+            for i, j in pairs[np.argsort(-iou[pairs[:, 0], pairs[:, 1]])]:  # greedy, best IoU first
+                if i not in used_r and j not in used_c:
+                    used_r.add(i)
+                    used_c.add(j)
+            matched = len(used_r)
+        tp += matched
+        fn += len(rb) - matched
+        fp += len(cb) - matched
+    precision = tp / max(1, tp + fp)
+    recall = tp / max(1, tp + fn)
+    f1 = 2 * precision * recall / max(1e-9, precision + recall)
+    return {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4),
+            "reference_boxes": tp + fn, "images": len(images)}
+
+
+def export(weights: Path, backend: str, imgsz: int, out: Path, calibration: str | None) -> dict:
+    """Export ``weights`` to ``out`` with ultralytics; write and return its model card."""
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    os.environ.setdefault("YOLO_AUTOINSTALL", "False")
+    from ultralytics import YOLO
+
+    started = time.time()
+    card: dict = {"source": str(weights), "source_sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+                  "backend": backend, "imgsz": imgsz, "versions": _versions(), "dynamic_batch": True}
+    with tempfile.TemporaryDirectory(prefix="sr-export-") as tmp:
+        work = Path(tmp)
+        local = work / weights.name  # ultralytics writes next to the weights: never beside the original
+        shutil.copy(weights, local)
+        try:
+            model = YOLO(str(local), task="detect")
+        except Exception as exc:  # ultralytics raises many types for a bad file
+            print(f"{type(exc).__name__}: {' '.join(str(exc).split())}", file=sys.stderr)
+            sys.exit(LOAD_FAILED)
+        kwargs: dict = {"imgsz": imgsz, "dynamic": True, "batch": 16, "verbose": False}
+        held_out: list[Path] = []
+        if backend == "onnx":
+            kwargs["format"] = "onnx"
+        else:
+            kwargs["format"] = "openvino"
+        if backend == "openvino-int8":
+            images = calibration_images(calibration)
+            held_out, used = images[::5][:64], [p for i, p in enumerate(images) if i % 5]
+            kwargs.update(int8=True, data=str(_dataset(used, model.names, work / "calib")), fraction=1.0)
+            card["calibration"] = {"images": len(used), "from": calibration or list(CALIBRATION_SETS)}
+        produced = Path(YOLO(str(local), task="detect").export(**kwargs))
+        if held_out:
+            card["agreement_with_pt"] = agreement(model, YOLO(str(produced), task="detect"), held_out, imgsz)
+            card["accepted"] = card["agreement_with_pt"]["f1"] >= AGREEMENT_MIN_F1
+            if not card["accepted"]:
+                card["reason"] = (f"INT8 export agrees with the .pt at F1 {card['agreement_with_pt']['f1']} < "
+                                  f"{AGREEMENT_MIN_F1} on {len(held_out)} held-out images")
+        if out.exists():
+            shutil.rmtree(out) if out.is_dir() else out.unlink()
+        shutil.move(str(produced), out)
+    card["export_s"] = round(time.time() - started, 1)
+    card["weights"] = str(out)
+    (out.parent / f"{out.name}.card.json").write_text(json.dumps(card, indent=2))
+    return card
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--weights", required=True)
+    parser.add_argument("--backend", choices=["openvino", "openvino-int8", "onnx"], default="openvino-int8")
+    parser.add_argument("--imgsz", type=int, default=640)
+    parser.add_argument("--calibration", help="folder of images for INT8 calibration")
+    parser.add_argument("--out", help="output path (default: the cache)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.out:
+        card = export(Path(args.weights), args.backend, args.imgsz, Path(args.out), args.calibration)
+    else:
+        cfg = DetectorConfig(weights=args.weights, backend=args.backend, imgsz=args.imgsz,
+                             int8_calibration=args.calibration)
+        card = resolve(cfg).card or {}
+    print(json.dumps(asdict(ResolvedModel(card.get("weights", ""), args.backend, args.weights, None)) | {"card": card}))
+
+
+if __name__ == "__main__":
+    main()
