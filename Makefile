@@ -11,7 +11,7 @@ GST_PKGS := gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0
 export YOLO_OFFLINE ?= 1
 export YOLO_AUTOINSTALL ?= False
 
-.PHONY: setup run test unit system-deps bench serve-config clean
+.PHONY: setup run test unit system-deps bench bench-peers serve-config clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,9 +44,15 @@ test: setup system-deps
 unit: setup
 	$(BIN)/pytest -ra tests/unit
 
-bench: setup
+bench: setup system-deps
 	$(BIN)/python -m benchmarks.accuracy --imgsz 640
 	$(BIN)/python -m benchmarks.live --cameras 4 --duration 60 --imgsz 320
+	$(BIN)/python -m benchmarks.cpu_budget --cameras 12
+	$(BIN)/python -m benchmarks.levers --cameras 16
+
+# The peer load test: N live RTSP cameras, ultralytics' .streams mode vs surveillance-ray run (~40 min).
+bench-peers: setup system-deps
+	$(BIN)/python -m benchmarks.peers --cameras 4 8 12 16 --duration 60 --imgsz 320
 
 serve-config: setup
 	$(BIN)/serve build deployments.app:app -o serve_config.yaml

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,19 @@ def assets() -> Path:
 
 def pets_video() -> Path:
     return assets() / PETS_VIDEO
+
+
+def pets_h264(repeat: int = 3) -> Path:
+    """The PETS video as an IP camera sends it (H.264, a keyframe a second), ~4 min long, cached."""
+    from surveillance_ray.testing.rtsp import h264_video
+
+    return h264_video(pets_video(), repeat=repeat)
+
+
+def tool(name: str) -> str:
+    """A command installed beside this Python (the venv's bin), else from PATH."""
+    local = Path(sys.executable).parent / name
+    return str(local) if local.exists() else name
 
 
 def machine() -> dict[str, Any]:

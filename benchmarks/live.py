@@ -33,17 +33,17 @@ def main() -> None:
         summary = run_pipeline(settings).summary
     name = f"live_{args.cameras}cams_{int(args.duration)}s_{args.imgsz}"
     lines = [f"# {args.cameras} PETS cameras in real time, {args.duration:g} s, imgsz {args.imgsz}", "",
-             "| camera | read | analysed | dropped | analysed fps | p50 ms | p95 ms | tracks | events | person tracks started | USS MB |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| camera | read | analysed | dropped | analysed fps | p50 ms | p95 ms | tracks | events | person tracks started |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     rows = [*summary["streams"].items(), ("total", summary["total"])]
     for cid, s in rows:
         lines.append(f"| {cid} | {s['frames_read']} | {s['frames_analysed']} | {s['frames_dropped']} | "
                      f"{s['fps_analysed']} | {s['latency_ms']['p50']} | {s['latency_ms']['p95']} | {s['tracks']} | "
-                     f"{s['events']} | {s['started_by_class'].get('person', 0)} | {s.get('uss_mb', '')} |")
+                     f"{s['events']} | {s['started_by_class'].get('person', 0)} |")
     run = summary["run"]
     lines += ["", f"Whole run USS (driver + local Ray + Serve + actors): {run['uss_mb_total']} MB. "
-              f"Detector batches: {run['detector']['batch_sizes']} (size: count), torch threads "
-              f"{run['detector']['torch_threads']}.", ""]
+              f"Detector: {run['detector']['backend']} on {run['detector']['runtime']}, batches "
+              f"{run['detector']['batch_sizes']} (size: count) from {run['detector']['requests']} requests.", ""]
     save(name, {"args": vars(args), "summary": summary, "machine": machine()}, "\n".join(lines))
 
 

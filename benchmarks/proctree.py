@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import psutil
 
 _ROLES = [
-    (re.compile(r"ray::CameraActor|ray::IngestActor|ray::Ingest"), "camera actors"),
+    (re.compile(r"ray::CameraActor|ray::IngestActor|ray::Ingest"), "ingest actors"),
     (re.compile(r"ray::ServeReplica"), "detector replica"),
     (re.compile(r"ray::ServeController"), "serve controller"),
     (re.compile(r"ray::Validator"), "validator"),
@@ -63,6 +63,7 @@ class TreeSampler:
     def __post_init__(self) -> None:
         self._stop = threading.Event()
         self._mark = False
+        self._closed = False
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def start(self) -> "TreeSampler":
@@ -72,6 +73,11 @@ class TreeSampler:
     def mark_window_start(self) -> None:
         """CPU from here on is what ``cpu_by_role`` reports (start-up excluded)."""
         self._mark = True
+
+    def close_window(self) -> None:
+        """CPU after this (shutting down) is not counted; USS still is."""
+        self.sample()
+        self._closed = True
 
     def stop(self) -> None:
         self._stop.set()
@@ -107,12 +113,15 @@ class TreeSampler:
                     entry.role = role  # an idle Ray worker becomes an actor
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 continue
-            entry.cpu_s = cpu.user + cpu.system + cpu.children_user + cpu.children_system
             entry.uss = uss
+            if self._closed:
+                total_uss += uss
+                continue
+            entry.cpu_s = cpu.user + cpu.system + cpu.children_user + cpu.children_system
             if mark or (self.window is not None and entry.cpu_at_start is None):
                 entry.cpu_at_start = entry.cpu_s if mark else 0.0
             total_uss += uss
-        if self.window is not None:
+        if self.window is not None and not self._closed:
             self.window = (self.window[0], now)
         self.peak_uss = max(self.peak_uss, total_uss)
 

@@ -1,10 +1,13 @@
 """The Serve application: ``serve build deployments.app:app`` generates serve_config.yaml from it.
 
-Settings come from the usual sources (``SURVEILLANCE__DETECTOR__…`` env, defaults); the pipeline
-itself (``surveillance-ray run``) deploys the same application with its own settings.
+Settings come from the usual sources: ``SURVEILLANCE_CONFIG`` (a YAML file, e.g.
+deployments/cluster-settings.yaml), ``SURVEILLANCE__DETECTOR__…`` environment variables, defaults.
+The pipeline itself (``surveillance-ray run``) deploys the same application with its own settings.
 """
 
-from deployments.detector import detector_app
-from surveillance_ray.config import DetectorConfig
+import os
 
-app = detector_app(DetectorConfig())
+from deployments.detector import detector_app
+from surveillance_ray.config import load_settings
+
+app = detector_app(load_settings(os.environ.get("SURVEILLANCE_CONFIG")).detector)

@@ -61,11 +61,14 @@ class YOLODetector:
 
 
 def detector_app(config: DetectorConfig) -> serve.Application:
-    """The deployment bound with its config; resources and concurrency derived from it."""
+    """The deployment bound with its config; resources, replicas and concurrency derived from it."""
+    scaling: dict[str, Any] = {"num_replicas": config.num_replicas}
+    if config.autoscaling is not None:
+        scaling = {"num_replicas": "auto", "autoscaling_config": config.autoscaling.model_dump()}
     return YOLODetector.options(
-        num_replicas=config.num_replicas,
         # Serve warns when fewer requests may be in flight than a batch holds; two batches' worth
         # lets the next batch fill while one runs.
         max_ongoing_requests=2 * config.max_batch_size,
         ray_actor_options={"num_cpus": config.num_cpus, "num_gpus": config.num_gpus},
+        **scaling,
     ).bind(config.model_dump(mode="json"))

@@ -126,6 +126,30 @@ class CameraConfig(_Strict):
         return source_kind(self.source)
 
 
+class DetectorAutoscaling(_Strict):
+    """Ray Serve autoscaling of the detector (replaces ``num_replicas``).
+
+    Each ingest actor keeps ``ingest.max_inflight_requests`` requests in flight, so a replica's
+    ongoing requests measure how much of the time its callers wait on it: with ``target_ongoing_requests``
+    1.0, a replica is added when the actors together keep more than one replica busy.
+    """
+
+    min_replicas: int = Field(1, ge=0, le=1024, description="Fewest detector replicas.")
+    max_replicas: int = Field(4, ge=1, le=1024, description="Most detector replicas.")
+    target_ongoing_requests: float = Field(1.0, gt=0, le=1000, description=(
+        "Requests in flight per replica that Serve aims for (queued + running)."))
+    upscale_delay_s: float = Field(5.0, ge=0, le=3600, description="Load must last this long before a replica is added.")
+    downscale_delay_s: float = Field(30.0, ge=0, le=3600, description="Idle this long before a replica is removed.")
+    look_back_period_s: float = Field(10.0, gt=0, le=3600, description="Window the ongoing requests are averaged over.")
+    metrics_interval_s: float = Field(2.0, gt=0, le=600, description="How often replicas report their load.")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "DetectorAutoscaling":
+        if self.max_replicas < self.min_replicas:
+            raise ValueError("detector.autoscaling.max_replicas must be >= min_replicas")
+        return self
+
+
 class DetectorConfig(_Strict):
     """The YOLO deployment on Ray Serve."""
 
@@ -152,7 +176,9 @@ class DetectorConfig(_Strict):
     num_gpus: float = Field(0.0, ge=0.0, le=16, description="GPUs reserved per detector replica.")
     threads: int | None = Field(None, ge=1, le=256, description=(
         "Inference threads per replica; None: the replica's CPUs (ultralytics would pick cpu_count-1)."))
-    num_replicas: int = Field(1, ge=1, le=256, description="Detector replicas.")
+    num_replicas: int = Field(1, ge=1, le=256, description="Detector replicas (fixed; see autoscaling).")
+    autoscaling: DetectorAutoscaling | None = Field(None, description=(
+        "Let Ray Serve add and remove detector replicas with the load (None: num_replicas, fixed)."))
     max_batch_size: int = Field(8, ge=1, le=256, description=(
         "Most frames per forward pass (requests of several ingest actors are batched together up to it)."))
     batch_wait_timeout_s: float = Field(0.01, ge=0.0, le=1.0, description="How long a batch waits to fill up.")

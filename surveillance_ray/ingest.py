@@ -27,7 +27,6 @@ from surveillance_ray.config import CameraConfig, IngestConfig, TrackingConfig
 from surveillance_ray.messages import Detections, Frame, StreamState, TrackedFrame, Verdict
 from surveillance_ray.metrics import StreamMetrics
 from surveillance_ray.stats import LatencyHistogram, StreamStats
-from surveillance_ray.track import StreamTracker
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +39,7 @@ class _Camera:
 
     config: CameraConfig
     capture: CameraCapture
-    tracker: StreamTracker | None = None
+    tracker: Any = None  # StreamTracker, made at the camera's first frame
     epoch: int = 0
     inflight: int = 0
     analysed: int = 0
@@ -175,6 +174,10 @@ class IngestActor:
 
     def _track(self, cam: _Camera, frame: Frame, detections: Detections) -> TrackedFrame:
         if cam.tracker is None:  # made at the first frame, when the source's rate is known
+            # imported here: the driver imports this module only to start actors, and the tracker's
+            # dependencies (supervision, SciPy) cost it ~50 MB
+            from surveillance_ray.track import StreamTracker
+
             cam.tracker = StreamTracker(self._tracking, frame_rate=cam.config.fps or cam.capture.source.fps)
         elif frame.epoch != cam.epoch:
             cam.tracker.reset()

@@ -32,6 +32,7 @@ from surveillance_ray.validate import ValidatorActor
 logger = logging.getLogger(__name__)
 
 APP_NAME = "surveillance-detector"
+DEPLOYMENT = "YOLODetector"
 SUMMARY_KEYS = ("frames_read", "frames_analysed", "frames_dropped", "fps_analysed", "latency_ms", "tracks", "events")
 
 
@@ -103,13 +104,15 @@ def run_pipeline(settings: Settings, console: Console | None = None) -> RunResul
             "run_dir": str(run_dir), "duration_s": round(monitor.elapsed, 2),
             "weights": settings.detector.weights, "imgsz": settings.detector.imgsz,
             "cameras": len(settings.cameras), "detector": handle.stats.remote().result(),
-            "ingest_actors": monitor.actor_info,
+            "ingest_actors": monitor.actor_info, "detector_timeline": monitor.detector_timeline,
             "nodes": sorted({a.get("node_id", "") for a in monitor.actor_info.values()} - {""}),
             "uss_mb_total": round(process_tree_uss() / 2**20, 1) if started_ray else None,
             "uss_scope": "driver + the local Ray it started" if started_ray else "not measured (joined a cluster)",
         }
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         console.print(summary_table(summary))
+        for note in run_notes(summary):
+            console.print(note)
         console.print(f"run directory: {run_dir}")
         return RunResult(run_dir, summary)
     finally:
@@ -160,6 +163,7 @@ class _Monitor:
         self.last_stats: dict[str, dict[str, Any]] = {c.id: {"stream_id": c.id, "state": "starting"}
                                                       for c in settings.cameras}
         self.actor_info: dict[str, dict[str, Any]] = {}
+        self.detector_timeline: list[dict[str, Any]] = []  # each change of the detector's replicas
         self.started = time.time()
         self.elapsed = 0.0
 
@@ -180,6 +184,7 @@ class _Monitor:
                             name = pending.pop(ref)
                             reports.update(self._report(ref, name))
                         self._poll(list(pending.values()))
+                        self._poll_detector()
                         self._drain(events_file, tracks_file)
                         self.elapsed = time.time() - self.started
                         if not stopping and run.duration_s is not None and self.elapsed >= run.duration_s:
@@ -221,6 +226,21 @@ class _Monitor:
         except (ray.exceptions.RayError, TimeoutError):
             self.actor_info.setdefault(name, {"name": name, "cameras": self.cameras_of[name], "state": "died"})
         return reports
+
+    def _poll_detector(self) -> None:
+        """Record the detector's replica states when they change (autoscaling, a replica lost and replaced)."""
+        try:
+            deployment = serve.status().applications[APP_NAME].deployments[DEPLOYMENT]
+        except Exception:  # Serve busy or the app gone at the end: try again at the next poll
+            return
+        replicas = {getattr(k, "value", str(k)): n for k, n in deployment.replica_states.items() if n}
+        status = getattr(deployment.status, "value", str(deployment.status))
+        last = self.detector_timeline[-1] if self.detector_timeline else None
+        if last is None or (last["status"], last["replicas"]) != (status, replicas):
+            self.detector_timeline.append({"t_s": round(time.time() - self.started, 1), "status": status,
+                                           "replicas": replicas})
+            if last is not None:
+                logger.info("detector: %s, replicas %s", status, replicas)
 
     def _poll(self, names: list[str]) -> None:
         refs = {name: self.actors[name].stats.remote() for name in names}
@@ -301,6 +321,27 @@ def stream_table(stats: dict[str, dict[str, Any]], title: str, total: dict[str, 
                       f"{lat.get('p50', 0.0):.0f}", f"{lat.get('p95', 0.0):.0f}", str(s.get("tracks", 0)),
                       str(s.get("events", "")))
     return table
+
+
+DROP_REASONS = {
+    "overflow": "camera buffer full: the pipeline was behind, oldest frames dropped",
+    "detector_error": "the detector failed them (error, timeout, or a replica lost with them in flight)",
+    "validator_error": "the validator failed them",
+    "camera_error": "the camera's own processing failed",
+}
+
+
+def run_notes(summary: dict[str, Any]) -> list[str]:
+    """What happened, in words, under the summary table: drops by reason, detector replica changes."""
+    notes = []
+    for reason, n in sorted((summary["total"].get("dropped") or {}).items()):
+        notes.append(f"dropped {n} frame(s), {reason}: {DROP_REASONS.get(reason, reason)}")
+    timeline = summary.get("run", {}).get("detector_timeline") or []
+    if len(timeline) > 1:
+        steps = "; ".join(f"{e['t_s']:g} s {e['status'].lower()} "
+                          + ", ".join(f"{n} {state.lower()}" for state, n in e["replicas"].items()) for e in timeline)
+        notes.append(f"detector replicas: {steps}")
+    return notes
 
 
 def summary_table(summary: dict[str, Any]) -> Table:

@@ -1,7 +1,10 @@
-"""PETS09-S2L1 frames 1-269 through the distributed path vs the model called directly (imgsz 640)."""
+"""PETS09-S2L1 frames 1-269 through the distributed path vs the same backend called directly (imgsz 640),
+and the fast CPU backend (OpenVINO INT8, the default) against the .pt it was exported from."""
 
 import json
 from pathlib import Path
+
+import numpy as np
 
 from surveillance_ray.config import DetectorConfig
 from surveillance_ray.detect import Detector
@@ -26,8 +29,18 @@ def test_pipeline_loses_nothing_against_ground_truth(ray_session: None, tmp_path
     assert dets["precision"] >= 0.70 and dets["recall"] >= 0.85
     assert tracks["precision"] >= 0.70 and tracks["recall"] >= 0.85
 
-    direct = model_hypotheses(Detector(DetectorConfig(imgsz=640)), pets_video, FRAMES)  # same frames, no Ray
+    fast = Detector(DetectorConfig(imgsz=640))  # what the pipeline ran, called directly: no Ray
+    assert fast.describe()["backend"] == result.summary["run"]["detector"]["backend"] == "openvino-int8"
+    direct = model_hypotheses(fast, pets_video, FRAMES)
     assert len(direct) == len(FRAMES)
     reference = evaluate(gt, direct, FRAMES)
     assert (dets["true_positives"], dets["num_false_positives"]) == (
         reference["true_positives"], reference["num_false_positives"])
+    pipeline_rows = {r["source_index"]: np.asarray(r["detections"]).reshape(-1, 6) for r in rows}
+    for i, boxes in direct.items():  # box for box
+        persons = pipeline_rows[i][pipeline_rows[i][:, 5] == 0]
+        assert np.allclose(persons[:, :4], boxes[:, 1:], atol=0.01)
+
+    pt = evaluate(gt, model_hypotheses(Detector(DetectorConfig(imgsz=640, backend="torch")), pets_video, FRAMES),
+                  FRAMES)
+    assert abs(reference["precision"] - pt["precision"]) <= 0.02 and abs(reference["recall"] - pt["recall"]) <= 0.02

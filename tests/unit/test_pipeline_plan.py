@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from surveillance_ray.config import CameraConfig
-from surveillance_ray.pipeline import build_summary, camera_groups
+from surveillance_ray.pipeline import build_summary, camera_groups, run_notes
 from surveillance_ray.stats import LatencyHistogram
 
 
@@ -35,3 +35,15 @@ def test_summary_totals_and_drop_reasons() -> None:
     assert total["dropped"] == {"overflow": 3, "detector_error": 2}
     assert total["fps_analysed"] == 9.0 and total["events"] == 3
     assert total["latency_ms"] == {"p50": 100.5, "p95": 300.5}
+
+
+def test_run_notes_say_what_happened() -> None:
+    summary = {"total": {"dropped": {"overflow": 4, "detector_error": 2}},
+               "run": {"detector_timeline": [{"t_s": 0.5, "status": "HEALTHY", "replicas": {"RUNNING": 1}},
+                                             {"t_s": 12.0, "status": "UNHEALTHY", "replicas": {"STARTING": 1}},
+                                             {"t_s": 16.5, "status": "HEALTHY", "replicas": {"RUNNING": 1}}]}}
+    notes = run_notes(summary)
+    assert notes[0].startswith("dropped 2 frame(s), detector_error: the detector failed them")
+    assert notes[1].startswith("dropped 4 frame(s), overflow")
+    assert notes[2] == ("detector replicas: 0.5 s healthy 1 running; 12 s unhealthy 1 starting; "
+                        "16.5 s healthy 1 running")

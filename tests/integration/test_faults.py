@@ -1,0 +1,86 @@
+"""Faults of the hot path: a detector replica killed mid-run, a camera whose source stalls."""
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import ray
+
+from surveillance_ray.pipeline import APP_NAME, run_pipeline
+from surveillance_ray.testing.rtsp import RtspCameras
+
+from .conftest import settings_for, wait_for
+
+
+def replica_names() -> list[str]:
+    return [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+            if a["namespace"] == "serve" and APP_NAME in a["name"] and "YOLODetector" in a["name"]]
+
+
+def analysed_rows(log: Path) -> list[dict]:
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def test_detector_replica_killed_mid_run(ray_session: None, tmp_path: Path, assets: Path) -> None:
+    seq = assets / "mot/TUD-Campus"  # 640x480 frames at 40 fps per camera: a request is always in flight
+    cams = [{"id": f"c{i}", "source": str(seq), "source_fps": 40, "loop": True} for i in range(3)]
+    settings = settings_for(tmp_path, cams, detector={"imgsz": 640}, run={"duration_s": 30})
+    result: dict = {}
+    runner = threading.Thread(target=lambda: result.update(summary=run_pipeline(settings).summary))
+    runner.start()
+    log = settings.run.run_dir / "tracks.jsonl"
+    assert wait_for(lambda: len(analysed_rows(log)) >= 60, timeout=90), "no frames analysed"
+    [name] = replica_names()
+    killed_at = time.time()
+    ray.kill(ray.get_actor(name, namespace="serve"), no_restart=True)
+    runner.join(timeout=180)
+    assert not runner.is_alive()
+
+    summary = result["summary"]
+    total = summary["total"]
+    assert total["dropped"].get("detector_error", 0) >= 1  # the frames in flight when it died
+    for s in summary["streams"].values():
+        assert s["state"] == "finished" and s["in_pipeline"] == 0
+        assert s["frames_read"] == s["frames_analysed"] + s["frames_dropped"]  # none unaccounted for
+    after = [r for r in analysed_rows(log) if r["captured_at"] > killed_at + 1]
+    assert len(after) >= 30  # Serve brought a replica back and the run went on
+    assert replica_names() and replica_names() != [name]
+    timeline = summary["run"]["detector_timeline"]
+    running = [e["replicas"].get("RUNNING", 0) for e in timeline]
+    assert running[0] == 1 and running[-1] == 1 and len(timeline) >= 3  # what happened is in the summary
+    assert any(e["status"] != "HEALTHY" or e["replicas"].get("RUNNING", 0) == 0 for e in timeline[1:-1])
+
+
+def test_stalled_camera_does_not_slow_the_others(ray_session: None, tmp_path: Path, h264_pets: Path) -> None:
+    steady, stalling = RtspCameras(h264_pets, 1).start(), RtspCameras(h264_pets, 1).start()
+    try:
+        cams = [{"id": "steady", "source": steady.urls[0]},
+                {"id": "stalls", "source": stalling.urls[0], "read_timeout_s": 2, "reconnect_initial_s": 0.5,
+                 "reconnect_max_s": 1}]  # both in one ingest actor (cameras_per_actor defaults to 6)
+        settings = settings_for(tmp_path, cams, detector={"imgsz": 320}, run={"duration_s": 30})
+        result: dict = {}
+        runner = threading.Thread(target=lambda: result.update(summary=run_pipeline(settings).summary))
+        runner.start()
+        log = settings.run.run_dir / "tracks.jsonl"
+        assert wait_for(lambda: sum(r["stream_id"] == "stalls" for r in analysed_rows(log)) >= 30, timeout=60)
+        os.kill(stalling.proc.pid, signal.SIGSTOP)  # the camera stops sending, its connection stays open
+        stalled = (time.time() + 1, time.time() + 9)
+        time.sleep(10)
+        os.kill(stalling.proc.pid, signal.SIGCONT)
+        runner.join(timeout=120)
+        assert not runner.is_alive()
+    finally:
+        steady.stop()
+        stalling.stop()
+    rows = analysed_rows(log)
+    during = [r for r in rows if stalled[0] <= r["captured_at"] < stalled[1]]
+    steady_fps = sum(r["stream_id"] == "steady" for r in during) / (stalled[1] - stalled[0])
+    assert steady_fps >= 8.0  # the steady camera kept its ~10 fps while the other one hung
+    assert sum(r["stream_id"] == "stalls" for r in during) <= 2
+    summary = result["summary"]["streams"]
+    assert summary["stalls"]["frames_analysed"] > 30 and summary["steady"]["state"] == "finished"
+    for s in summary.values():
+        assert s["frames_read"] == s["frames_analysed"] + s["frames_dropped"]
