@@ -55,7 +55,8 @@ bench-peers: setup system-deps
 	$(BIN)/python -m benchmarks.peers --cameras 4 8 12 16 --duration 60 --imgsz 320
 
 serve-config: setup
-	$(BIN)/serve build deployments.app:app -o serve_config.yaml
+	SURVEILLANCE_CONFIG=deployments/cluster-settings.yaml $(BIN)/serve build deployments.app:app -o serve_config.yaml
+	$(BIN)/python deployments/serve_config.py serve_config.yaml deployments/cluster-settings.yaml
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -61,10 +61,11 @@ def run_project(urls: list[str], args: argparse.Namespace, tmp: Path, config: di
     proc = subprocess.Popen(cmd + getattr(args, "project_args", []), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True)
     sampler = TreeSampler(proc.pid, 2.0).start()
-    while proc.poll() is None and not (run_dir / "tracks.jsonl").exists():
-        time.sleep(0.5)
+    while proc.poll() is None and not (run_dir / "events.jsonl").exists():  # written once the cameras start
+        time.sleep(0.25)
+    time.sleep(2.0)  # the streams open
     sampler.mark_window_start()
-    try:  # the cameras stop about `duration` after the first frame: shutting down is not counted
+    try:  # the cameras stop `duration` after they started: shutting down is not counted
         proc.wait(timeout=max(1.0, args.duration - 3))
     except subprocess.TimeoutExpired:
         sampler.close_window()

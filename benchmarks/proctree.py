@@ -29,7 +29,8 @@ _ROLES = [
     (re.compile(r"autoscaler/_private/monitor\.py"), "autoscaler monitor"),
     (re.compile(r"log_monitor\.py"), "log monitor"),
     (re.compile(r"rtsp_server\.py"), "rtsp server"),
-    (re.compile(r"surveillance-ray|surveillance_ray|benchmarks\.peer"), "driver"),
+    (re.compile(r"benchmarks\.peer_ultralytics"), "peer process"),
+    (re.compile(r"surveillance-ray|surveillance_ray"), "driver"),
 ]
 
 

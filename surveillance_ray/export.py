@@ -101,8 +101,8 @@ def export_dir(weights: Path, backend: str, imgsz: int, calibration: str | None)
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
     key = f"{backend}|{imgsz if backend == 'openvino-int8' else ''}|{calibration or ''}|{_versions()}"
     tag = hashlib.sha256(key.encode()).hexdigest()[:10]
-    suffix = "onnx" if backend == "onnx" else "openvino_model"  # ultralytics tells formats by these names
-    return cache_root() / f"{weights.stem}-{digest}-{backend}-{tag}_{suffix}"
+    suffix = ".onnx" if backend == "onnx" else "_openvino_model"  # ultralytics tells formats by these names
+    return cache_root() / f"{weights.stem}-{digest}-{backend}-{tag}{suffix}"
 
 
 def resolve(config: DetectorConfig) -> ResolvedModel:

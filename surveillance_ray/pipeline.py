@@ -101,7 +101,7 @@ def run_pipeline(settings: Settings, console: Console | None = None) -> RunResul
         reports = monitor.loop()
         summary = build_summary(reports, ray.get(validator.counts.remote()))
         summary["run"] = {
-            "run_dir": str(run_dir), "duration_s": round(monitor.elapsed, 2),
+            "run_dir": str(run_dir), "started_at": monitor.started, "duration_s": round(monitor.elapsed, 2),
             "weights": settings.detector.weights, "imgsz": settings.detector.imgsz,
             "cameras": len(settings.cameras), "detector": handle.stats.remote().result(),
             "ingest_actors": monitor.actor_info, "detector_timeline": monitor.detector_timeline,

@@ -11,7 +11,7 @@ def cams(n: int, video: Path) -> list[CameraConfig]:
     return [CameraConfig(id=f"c{i}", source=str(video)) for i in range(n)]
 
 
-@pytest.mark.parametrize(("n", "per_actor", "sizes"), [(12, 6, [6, 6]), (16, 6, [6, 5, 5]), (4, 6, [4]),
+@pytest.mark.parametrize(("n", "per_actor", "sizes"), [(12, 6, [6, 6]), (16, 6, [6, 5, 5]), (24, 16, [12, 12]), (4, 6, [4]),
                                                        (5, 1, [1] * 5), (13, 4, [4, 3, 3, 3])])
 def test_camera_groups_are_few_and_even(pets_video: Path, n: int, per_actor: int, sizes: list[int]) -> None:
     groups = camera_groups(cams(n, pets_video), per_actor)
