@@ -202,7 +202,8 @@ def plot(rows: list[dict], path: Path, args: argparse.Namespace) -> None:
         ax1.plot(xs, [r["fps_analysed"] for r in ok], label=name, **style)
         ax2.plot(xs, [r["latency_ms"]["p95"] for r in ok], label=name, **style)
     xs = sorted({r["cameras"] for r in rows})
-    ax1.plot(xs, [10 * x for x in xs], color="grey", linewidth=0.8, label="offered (10 fps per camera)")
+    ax1.plot(xs, [10 * x for x in xs], color="grey", linewidth=1, linestyle=":", zorder=0,
+             label="offered (10 fps per camera)")
     ax1.set(xlabel="cameras", ylabel="analysed frames/s", title=f"throughput, imgsz {args.imgsz}")
     ax2.set(xlabel="cameras", ylabel="p95 capture→result (ms)", title="latency (p95)")
     for ax in (ax1, ax2):

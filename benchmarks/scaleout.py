@@ -105,7 +105,8 @@ def plot(data: dict, path: Path) -> None:
     ax2.step(xs, ys + ys[-1:], where="post", color="#d62728", linewidth=2.2, label="detector replicas running")
     ax2.set(ylabel="replicas", ylim=(0, max(ys) + 1))
     ax2.set_yticks(range(max(ys) + 2))
-    fig.legend(loc="upper right", fontsize=8)
+    handles = ax1.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+    ax2.legend(handles, [h.get_label() for h in handles], loc="upper right", fontsize=8)
     ax1.set_title("Ray Serve autoscaling of the detector (3-node cluster)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
