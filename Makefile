@@ -49,6 +49,8 @@ bench: setup system-deps
 	$(BIN)/python -m benchmarks.live --cameras 4 --duration 60 --imgsz 320
 	$(BIN)/python -m benchmarks.cpu_budget --cameras 12
 	$(BIN)/python -m benchmarks.levers --cameras 16
+	$(BIN)/python -m benchmarks.transport
+	$(BIN)/python -m benchmarks.scaleout
 
 # The peer load test: N live RTSP cameras, ultralytics' .streams mode vs surveillance-ray run (~40 min).
 bench-peers: setup system-deps
