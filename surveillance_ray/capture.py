@@ -72,6 +72,13 @@ def fit_to_model(image: np.ndarray, imgsz: int) -> tuple[np.ndarray, float]:
     return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR), r
 
 
+def image_quality(image: np.ndarray) -> tuple[float, float]:
+    """(mean luma 0-255, variance of the Laplacian) of a BGR image, on every other pixel: what the
+    validator's context modifiers read (low light, poor image quality)."""
+    grey = cv2.cvtColor(image[::2, ::2], cv2.COLOR_BGR2GRAY)
+    return float(grey.mean()), float(cv2.Laplacian(grey, cv2.CV_32F).var())
+
+
 @dataclass
 class CaptureStats:
     """What the capture thread counted (the processing loop counts the rest)."""
@@ -181,9 +188,10 @@ class CameraCapture:
                     continue
                 next_sample = t + period if next_sample is None or next_sample + period <= t else next_sample + period
             small, scale = fit_to_model(image, self._imgsz)
+            luma, sharpness = image_quality(small)
             frame = Frame(stream_id=cam.id, frame_id=stats.frames_read, source_index=index,
                           captured_at=time.time(), epoch=self._epoch, media_time=t, image=small, scale=scale,
-                          original_shape=(image.shape[0], image.shape[1]))
+                          original_shape=(image.shape[0], image.shape[1]), luma=luma, sharpness=sharpness)
             stats.frames_read += 1
             if stats.first_frame_at is None:
                 stats.first_frame_at = frame.captured_at

@@ -1,4 +1,4 @@
-"""``surveillance-ray``: run the pipeline, show the effective config, replay a track log."""
+"""``surveillance-ray``: run the pipeline, show the effective config, list a run's alerts, replay a track log."""
 
 from __future__ import annotations
 
@@ -61,13 +61,20 @@ def main(argv: list[str] | None = None) -> int:
     _add_config_flags(cfg_sub.add_parser("show", help="print the effective config (YAML)"))
     rep = sub.add_parser("replay", help="re-validate a run's track log; prints the events as JSON lines")
     rep.add_argument("run_dir", help="a run directory holding config.json and tracks.jsonl")
+    rep.add_argument("--alerts", action="store_true", help="print the alerts instead of the events")
+    al = sub.add_parser("alerts", help="list a run's alerts (from its alert store)")
+    al.add_argument("run_dir", help="a run directory holding alerts.db")
+    al.add_argument("--all", action="store_true", help="also the alerts suppressed by cooldowns")
+    al.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for name in ("ray", "ray.serve"):  # Serve sets its own logger's level
         logging.getLogger(name).setLevel(logging.WARNING)
 
     if args.command == "replay":
-        return _replay(Path(args.run_dir))
+        return _replay(Path(args.run_dir), args.alerts)
+    if args.command == "alerts":
+        return _alerts(Path(args.run_dir), args.all, args.json)
     try:
         settings = _settings(args)
     except ConfigError as exc:
@@ -87,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         result = run_pipeline(settings)
+    except ConfigError as exc:  # found once the model is loaded (its class names)
+        for line in str(exc).splitlines():
+            print(f"config error: {line}", file=sys.stderr)
+        return 2
     except RuntimeError as exc:  # e.g. the detector deployment could not start
         print(f"error: {str(exc).strip().splitlines()[0]}", file=sys.stderr)
         return 1
@@ -94,7 +105,35 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if states and all(s == "failed" for s in states) else 0
 
 
-def _replay(run_dir: Path) -> int:
+def _alerts(run_dir: Path, show_all: bool, as_json: bool) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from surveillance_ray.alerts import AlertStatus, read_alerts
+
+    try:
+        alerts = list(read_alerts(run_dir, None if show_all else AlertStatus.RAISED))
+    except FileNotFoundError as exc:
+        print(f"alerts error: {exc}", file=sys.stderr)
+        return 2
+    if as_json:
+        for alert in alerts:
+            print(alert.model_dump_json())
+        return 0
+    table = Table(title=f"alerts of {run_dir} ({len(alerts)})")
+    for col in ("id", "camera", "type", "level", "status", "class", "where", "seen s", "to alert s", "reason"):
+        table.add_column(col)
+    for a in alerts:
+        where = a.zone or (f"{a.line} {a.direction}" if a.line else "")
+        passed = "; ".join(r.reason for r in a.rules[-2:])
+        table.add_row(a.id, a.camera, a.type.value, a.level, a.status.value, a.class_name, where,
+                      f"{a.last_seen_at - a.first_seen_at:.1f}", f"{a.time_to_alert_s:.2f}",
+                      a.reason or passed + (f"; {', '.join(a.behaviors)}" if a.behaviors else ""))
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
+    return 0
+
+
+def _replay(run_dir: Path, alerts: bool = False) -> int:
     from surveillance_ray.validate import replay
 
     config_file, log_file = run_dir / "config.json", run_dir / "tracks.jsonl"
@@ -109,9 +148,9 @@ def _replay(run_dir: Path) -> int:
         return 2
     rows = (json.loads(line) for line in log_file.open())
     class_names = {int(k): v for k, v in json.loads((run_dir / "class_names.json").read_text()).items()}
-    sensitivity = {c.id: c.sensitivity for c in settings.cameras}
-    for event in replay(rows, settings.validator, class_names, sensitivity):
-        print(json.dumps(event))
+    result = replay(rows, settings.validator, class_names, settings.cameras)
+    for record in (a.model_dump(mode="json") for a in result.alerts) if alerts else result.events:
+        print(json.dumps(record))
     return 0
 
 

@@ -69,6 +69,129 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+#: The 80 COCO classes, what YOLO detection checkpoints are trained on: zone and rule classes are
+#: checked against them before Ray starts unless ``detector.class_names`` lists the model's own.
+COCO_NAMES = (
+    "person bicycle car motorcycle airplane bus train truck boat traffic_light fire_hydrant stop_sign "
+    "parking_meter bench bird cat dog horse sheep cow elephant bear zebra giraffe backpack umbrella handbag "
+    "tie suitcase frisbee skis snowboard sports_ball kite baseball_bat baseball_glove skateboard surfboard "
+    "tennis_racket bottle wine_glass cup fork knife spoon bowl banana apple sandwich orange broccoli carrot "
+    "hot_dog pizza donut cake chair couch potted_plant bed dining_table toilet tv laptop mouse remote "
+    "keyboard cell_phone microwave oven toaster sink refrigerator book clock vase scissors teddy_bear "
+    "hair_drier toothbrush")
+COCO_NAMES = tuple(n.replace("_", " ") for n in COCO_NAMES.split())  # type: ignore[assignment]
+
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+Point = tuple[float, float]
+
+
+class ScheduleWindow(_Strict):
+    """A weekly time window (local time of ``validator.timezone``); ``end`` before ``start`` wraps midnight."""
+
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(
+        default_factory=lambda: list(_DAYS), description="Days the window starts on.")
+    start: str = Field("00:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="Start, HH:MM.")
+    end: str = Field("24:00", pattern=r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$", description="End, HH:MM (24:00: midnight).")
+
+    def minutes(self) -> tuple[int, int]:
+        (h1, m1), (h2, m2) = (map(int, self.start.split(":")), map(int, self.end.split(":")))
+        return h1 * 60 + m1, h2 * 60 + m2
+
+
+def _check_points(points: list[Point], what: str) -> None:
+    for x, y in points:
+        if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
+            raise ValueError(f"{what}: point ({x:g}, {y:g}) is outside the frame (coordinates are fractions of "
+                             "the frame's width and height, 0-1)")
+
+
+class ZoneConfig(_Strict):
+    """A polygon of a camera's view: where alerts are raised, held back, or never raised.
+
+    kind ``watch``: object alerts here use the zone's classes and threshold; ``intrusion``: any of its
+    classes inside raises an intrusion alert; ``loitering``: staying longer than ``loiter_s`` raises a
+    loitering alert; ``mask``: nothing whose anchor (bottom centre) is inside ever alerts.
+    """
+
+    name: str = Field(pattern=_NAME, description="Zone name, unique per camera (used in alerts).")
+    polygon: list[Point] = Field(min_length=3, max_length=256, description=(
+        "Corners as [x, y] fractions of the frame's width and height (0-1), in order."))
+    kind: Literal["watch", "intrusion", "loitering", "mask"] = Field("watch", description="What the zone does.")
+    classes: list[str] | None = Field(None, description="Classes the zone is about (None: every class).")
+    min_confidence: float | None = Field(None, ge=0.0, le=1.0, description=(
+        "Mean confidence a track needs to alert here (None: the class threshold)."))
+    loiter_s: float = Field(30.0, gt=0, le=86_400, description="loitering: dwell time that raises the alert.")
+    schedule: list[ScheduleWindow] = Field(default_factory=list, description=(
+        "When the zone is armed (empty: always)."))
+    level: Literal["BASIC", "INTERMEDIATE", "ADVANCED", "CRITICAL"] | None = Field(None, description=(
+        "Severity of this zone's alerts (None: by alert type: intrusion and loitering ADVANCED)."))
+    cooldown_s: float = Field(30.0, ge=0, le=86_400, description=(
+        "After an alert here, further alerts of the same type in this zone are suppressed this long."))
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _name_the_zone(cls, data: Any, handler: Any) -> "ZoneConfig":
+        name = data.get("name", "?") if isinstance(data, dict) else "?"
+        try:
+            zone = handler(data)
+        except ValidationError as exc:
+            raise ValueError(f"zone {name!r}: {_one_line(exc)}") from None
+        _check_points(zone.polygon, f"zone {name!r}")
+        if _polygon_area(zone.polygon) < 1e-6:
+            raise ValueError(f"zone {name!r}: the polygon has no area (points in a line or repeated)")
+        return zone
+
+
+class LineConfig(_Strict):
+    """A line whose crossing (by a box's corners, with direction) raises a line_crossing alert."""
+
+    name: str = Field(pattern=_NAME, description="Line name, unique per camera.")
+    start: Point = Field(description="[x, y] fractions of the frame (0-1).")
+    end: Point = Field(description="[x, y] fractions of the frame (0-1).")
+    direction: Literal["in", "out", "both"] = Field("both", description=(
+        "Crossings that alert: 'in' is from the line's right to its left looking from start to end "
+        "(supervision LineZone's in), 'out' the other way."))
+    classes: list[str] | None = Field(None, description="Classes that alert when crossing (None: every class).")
+    schedule: list[ScheduleWindow] = Field(default_factory=list, description="When armed (empty: always).")
+    level: Literal["BASIC", "INTERMEDIATE", "ADVANCED", "CRITICAL"] | None = Field(None, description=(
+        "Severity (None: INTERMEDIATE)."))
+    cooldown_s: float = Field(0.0, ge=0, le=86_400, description=(
+        "Suppress further crossings of this line in the same direction this long after an alert."))
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _name_the_line(cls, data: Any, handler: Any) -> "LineConfig":
+        name = data.get("name", "?") if isinstance(data, dict) else "?"
+        try:
+            line = handler(data)
+        except ValidationError as exc:
+            raise ValueError(f"line {name!r}: {_one_line(exc)}") from None
+        _check_points([line.start, line.end], f"line {name!r}")
+        if line.start == line.end:
+            raise ValueError(f"line {name!r}: start and end are the same point")
+        return line
+
+
+class CameraRules(_Strict):
+    """Per-camera alerting: which classes raise object alerts, when, and behaviour thresholds."""
+
+    object_classes: list[str] | None = Field(None, description=(
+        "Classes that raise an object alert anywhere in the view (None: every class; [] : none, only zones "
+        "and lines alert)."))
+    schedule: list[ScheduleWindow] = Field(default_factory=list, description=(
+        "When object alerts are armed (empty: always); zones and lines have their own."))
+    object_cooldown_s: float = Field(0.0, ge=0, le=86_400, description=(
+        "Suppress further object alerts of the same class on this camera this long after one."))
+    running_speed: float = Field(2.0, gt=0, le=100, description=(
+        "Speed, in the track's own box heights per second, above which it is 'running' (walking is ~0.8)."))
+
+
+def _polygon_area(points: list[Point]) -> float:
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    return abs(sum(xs[i] * ys[i - 1] - xs[i - 1] * ys[i] for i in range(len(points)))) / 2
+
+
 class CameraConfig(_Strict):
     """One camera (or file/folder played as a camera)."""
 
@@ -102,6 +225,9 @@ class CameraConfig(_Strict):
         "'rtsp_transport;tcp' for cameras behind lossy links."))
     sensitivity: float = Field(1.0, gt=0, le=4, description=(
         "Context modifier: confidence thresholds of this camera are divided by it (>1: more sensitive)."))
+    zones: list[ZoneConfig] = Field(default_factory=list, description="Zones of this camera's view.")
+    lines: list[LineConfig] = Field(default_factory=list, description="Lines of this camera's view.")
+    rules: CameraRules = Field(default_factory=CameraRules, description="Alerting settings of this camera.")
 
     @model_validator(mode="wrap")
     @classmethod
@@ -120,6 +246,16 @@ class CameraConfig(_Strict):
             raise ValueError(f"camera {self.id!r}: source file not found: {self.source}")
         if self.reconnect_max_s < self.reconnect_initial_s:
             raise ValueError(f"camera {self.id!r}: reconnect_max_s must be >= reconnect_initial_s")
+        names = [z.name for z in self.zones] + [line.name for line in self.lines]
+        for name in {n for n in names if names.count(n) > 1}:
+            raise ValueError(f"camera {self.id!r}: zone/line name {name!r} is used twice")
+
+    def class_uses(self) -> list[tuple[str, list[str]]]:
+        """(where, classes) for every class list of this camera, to check against the model's names."""
+        uses = [(f"camera {self.id!r}: rules.object_classes", self.rules.object_classes or [])]
+        uses += [(f"camera {self.id!r}: zone {z.name!r}", z.classes or []) for z in self.zones]
+        uses += [(f"camera {self.id!r}: line {ln.name!r}", ln.classes or []) for ln in self.lines]
+        return uses
 
     @property
     def kind(self) -> str:
@@ -167,6 +303,9 @@ class DetectorConfig(_Strict):
     class_conf: dict[str, float] = Field(default_factory=dict, description=(
         "Per-class confidence thresholds by class name, e.g. {person: 0.3, car: 0.5}."))
     classes: list[str] | None = Field(None, description="Keep only these class names (None: all).")
+    class_names: list[str] | None = Field(None, description=(
+        "The model's class names, to check the class names of rules, zones and lines before Ray starts "
+        "(None: COCO's 80). They are checked again against the names the loaded model reports."))
     iou: float = Field(0.7, gt=0.0, le=1.0, description="NMS IoU threshold.")
     max_det: int = Field(300, ge=1, le=3000, description="Maximum detections per frame.")
     device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?|\d+|mps)$", description=(
@@ -237,20 +376,50 @@ class TrackingConfig(_Strict):
 
 
 class ValidatorConfig(_Strict):
-    """Validation levels (BASIC now): per-class thresholds with context modifiers, temporal confirmation."""
+    """Alert validation: rules in four levels (BASIC, INTERMEDIATE, ADVANCED, CRITICAL), run in order."""
 
-    default_threshold: float = Field(0.3, ge=0.0, le=1.0, description="Event threshold for classes not listed.")
+    # BASIC: ConfidenceThresholdRule
+    default_threshold: float = Field(0.3, ge=0.0, le=1.0, description="Alert threshold for classes not listed.")
     class_thresholds: dict[str, float] = Field(default_factory=lambda: {"person": 0.35}, description=(
-        "Per-class event thresholds (class name -> minimum confidence)."))
+        "Per-class alert thresholds (class name -> minimum confidence)."))
     small_box_frac: float = Field(0.0015, ge=0.0, le=1.0, description=(
         "Boxes smaller than this fraction of the frame area are 'small'."))
     small_box_penalty: float = Field(0.1, ge=0.0, le=1.0, description="Threshold increase for small boxes.")
     edge_margin_frac: float = Field(0.01, ge=0.0, le=0.5, description=(
         "Boxes touching this margin of the frame border are 'at the edge' (partly visible)."))
     edge_penalty: float = Field(0.05, ge=0.0, le=1.0, description="Threshold increase for boxes at the edge.")
+    low_light_luma: float = Field(50.0, ge=0, le=255, description="Frames darker than this mean luma are 'low light'.")
+    low_light_penalty: float = Field(0.05, ge=0.0, le=1.0, description="Threshold increase in low light.")
+    blur_sharpness: float = Field(20.0, ge=0, le=1e6, description=(
+        "Frames whose variance of the Laplacian is below this are 'blurred' (poor image quality)."))
+    blur_penalty: float = Field(0.05, ge=0.0, le=1.0, description="Threshold increase on blurred frames.")
+    crowd_count: int = Field(15, ge=1, le=10_000, description="A frame with this many detections is 'crowded'.")
+    crowd_relief: float = Field(0.05, ge=0.0, le=1.0, description=(
+        "Threshold decrease in crowds (occlusion lowers the scores of real objects)."))
+    # INTERMEDIATE: TemporalConsistencyRule, SpatialCoherenceRule
     confirm_frames: int = Field(3, ge=1, le=1000, description=(
-        "Observations above threshold a track needs within the window to be confirmed."))
-    confirm_window: int = Field(5, ge=1, le=1000, description="Window (observations) for confirmation.")
+        "Observations passing BASIC a track needs within the window before it can alert (persistence)."))
+    confirm_window: int = Field(5, ge=1, le=1000, description="Window (observations) for persistence.")
+    smooth_window: int = Field(10, ge=2, le=1000, description="Recent observations checked for smooth motion.")
+    max_size_change: float = Field(1.6, gt=1.0, le=100, description=(
+        "Largest plausible change of box height between consecutive observations (ratio)."))
+    max_speed: float = Field(6.0, gt=0, le=1000, description=(
+        "Fastest plausible motion of the box centre, in box heights per second (a sprint is ~4); a step "
+        "may also move a quarter of a box height for detector jitter."))
+    min_smooth_frac: float = Field(0.7, ge=0.0, le=1.0, description=(
+        "Share of recent steps that must be plausible (size and motion) for the track to pass."))
+    aspect_ranges: dict[str, tuple[float, float]] = Field(
+        default_factory=lambda: {"person": (0.8, 6.0)}, description=(
+            "Plausible box height/width per class [low, high]; classes not listed are not checked."))
+    perspective_tolerance: float = Field(2.5, gt=1.0, le=100, description=(
+        "A box may be this many times larger or smaller than the camera's perspective model predicts at its "
+        "place in the frame (the model is fitted online from alerted tracks of the class)."))
+    perspective_min_samples: int = Field(40, ge=3, le=100_000, description=(
+        "Observations (from at least 3 alerted tracks) before the perspective model is used."))
+    # ADVANCED: ContextualValidationRule, BehaviorAnalysisRule
+    timezone: str | None = Field(None, description=(
+        "IANA time zone of the schedules (e.g. Europe/Paris); None: the machine's local time."))
+    # lifecycle
     end_after_s: float = Field(2.0, gt=0, le=3600, description="A confirmed track unseen this long has ended.")
     persist_every_s: float = Field(10.0, gt=0, le=86_400, description=(
         "A 'track_persisted' event is emitted each time a confirmed track has lived this much longer."))
@@ -259,6 +428,16 @@ class ValidatorConfig(_Strict):
     def _window_fits(self) -> "ValidatorConfig":
         if self.confirm_frames > self.confirm_window:
             raise ValueError("validator.confirm_frames must be <= validator.confirm_window")
+        for name, (low, high) in self.aspect_ranges.items():
+            if not 0 < low < high:
+                raise ValueError(f"validator.aspect_ranges[{name!r}]: need 0 < low < high, got [{low}, {high}]")
+        if self.timezone is not None:
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+            try:
+                ZoneInfo(self.timezone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"validator.timezone: unknown time zone {self.timezone!r}") from None
         return self
 
 
@@ -294,7 +473,21 @@ class Settings(BaseSettings):
             if camera.id in seen:
                 raise ValueError(f"cameras: duplicate camera id {camera.id!r}")
             seen.add(camera.id)
+        unknown = unknown_classes(self, self.detector.class_names or COCO_NAMES)
+        if unknown:
+            raise ValueError(unknown[0])
         return self
+
+    def class_uses(self) -> list[tuple[str, list[str]]]:
+        """(where, classes) for every class name the settings mention."""
+        uses = [("detector.class_conf", list(self.detector.class_conf)),
+                ("detector.classes", self.detector.classes or [])]
+        # the validator's defaults name COCO classes: a model without them simply never uses them
+        uses += [(f"validator.{name}", list(getattr(self.validator, name)))
+                 for name in ("class_thresholds", "aspect_ranges") if name in self.validator.model_fields_set]
+        for camera in self.cameras:
+            uses += camera.class_uses()
+        return uses
 
     @classmethod
     def settings_customise_sources(
@@ -313,6 +506,21 @@ class Settings(BaseSettings):
 
 
 _YAML_FILE: contextvars.ContextVar[Path | None] = contextvars.ContextVar("yaml_file", default=None)
+
+
+def unknown_classes(settings: "Settings", names: Any) -> list[str]:
+    """One line per class name the settings use that the model does not have."""
+    import difflib
+
+    known = set(names.values() if isinstance(names, dict) else names)
+    lines = []
+    for where, classes in settings.class_uses():
+        for name in classes:
+            if name not in known:
+                close = difflib.get_close_matches(name, sorted(known), n=1)
+                hint = f"did you mean {close[0]!r}?" if close else f"the model has {len(known)} classes"
+                lines.append(f"{where}: unknown class {name!r} ({hint})")
+    return lines
 
 
 def _one_line(exc: ValidationError) -> str:

@@ -186,7 +186,8 @@ class IngestActor:
             detections = detections.scaled(1.0 / frame.scale)
         tracks = cam.tracker.update(detections, timestamp=frame.media_time)
         return TrackedFrame(frame.stream_id, frame.frame_id, frame.source_index, frame.captured_at, frame.epoch,
-                            frame.original_shape, detections, tracks)
+                            frame.original_shape, detections, tracks, frame.media_time, frame.luma,
+                            frame.sharpness)
 
     async def _validated(self, tracked: list[TrackedFrame], response: Any) -> None:
         try:

@@ -45,6 +45,8 @@ class Frame:
     image: np.ndarray  # HxWx3 uint8 BGR
     scale: float  # image = original * scale (<= 1)
     original_shape: tuple[int, int]  # (height, width) before scaling
+    luma: float = -1.0  # see image_quality (capture.py)
+    sharpness: float = -1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +98,9 @@ class TrackedFrame:
     frame_shape: tuple[int, int]  # (height, width), original
     detections: Detections  # after per-class thresholds, original coordinates
     tracks: Tracks
+    media_time: float = -1.0  # seconds on the source's clock (-1: unknown, captured_at stands in)
+    luma: float = -1.0  # mean grey level of the analysed image, 0-255 (-1: not measured)
+    sharpness: float = -1.0  # variance of its Laplacian (image quality; -1: not measured)
 
     def to_log(self) -> dict[str, Any]:
         """A JSON line of the track log; ``from_log`` reads it back for replay."""
@@ -106,6 +111,8 @@ class TrackedFrame:
             "detections": [[*map(_r, box), _r(c), int(k)] for box, c, k in zip(d.xyxy, d.confidence, d.class_id)],
             "tracks": [[*map(_r, box), _r(c), int(k), int(i)]
                        for box, c, k, i in zip(t.xyxy, t.confidence, t.class_id, t.track_id)],
+            "media_time": round(self.media_time, 4), "luma": round(self.luma, 2),
+            "sharpness": round(self.sharpness, 2),
         }
 
     @classmethod
@@ -119,6 +126,8 @@ class TrackedFrame:
                                   dets[:, 5].astype(np.int32)),
             tracks=Tracks(trks[:, :4].astype(np.float32), trks[:, 4].astype(np.float32),
                           trks[:, 5].astype(np.int32), trks[:, 6].astype(np.int64)),
+            media_time=row.get("media_time", -1.0), luma=row.get("luma", -1.0),
+            sharpness=row.get("sharpness", -1.0),
         )
 
 

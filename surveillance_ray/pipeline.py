@@ -1,6 +1,7 @@
 """The driver: starts (or joins) Ray, deploys the detector, runs the ingest actors, writes the run.
 
-Run directory: ``config.json`` (effective settings), ``events.jsonl``, ``tracks.jsonl`` (optional,
+Run directory: ``config.json`` (effective settings), ``alerts.db`` + ``alerts.jsonl`` (written by the
+validator), ``events.jsonl``, ``tracks.jsonl`` (optional,
 replayable with ``surveillance-ray replay``) and ``summary.json``.
 """
 
@@ -23,7 +24,9 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from surveillance_ray.config import CameraConfig, Settings
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from surveillance_ray.config import CameraConfig, ConfigError, Settings, unknown_classes
 from surveillance_ray.ingest import IngestActorRemote
 from surveillance_ray.messages import StreamState
 from surveillance_ray.stats import merge_latency
@@ -94,12 +97,18 @@ def run_pipeline(settings: Settings, console: Console | None = None) -> RunResul
         handle = deploy_detector(settings)
         names = handle.names.remote().result()
         (run_dir / "class_names.json").write_text(json.dumps(names))
-        sensitivity = {c.id: c.sensitivity for c in settings.cameras}
-        validator = ValidatorActor.remote(settings.validator, names, sensitivity, settings.run.track_log)
+        unknown = unknown_classes(settings, names)
+        if unknown:  # the model's own names differ from what the config was checked against
+            raise ConfigError("\n".join(unknown))
+        # on this node: it writes the alert store into the run directory
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        validator = ValidatorActor.options(scheduling_strategy=here).remote(
+            settings.validator, names, settings.cameras, settings.run.track_log, str(run_dir.resolve()))
         actors = start_ingest(settings, handle, validator)
         monitor = _Monitor(settings, actors, validator, run_dir, console)
         reports = monitor.loop()
         summary = build_summary(reports, ray.get(validator.counts.remote()))
+        ray.get(validator.close.remote())
         summary["run"] = {
             "run_dir": str(run_dir), "started_at": monitor.started, "duration_s": round(monitor.elapsed, 2),
             "weights": settings.detector.weights, "imgsz": settings.detector.imgsz,
@@ -255,6 +264,8 @@ class _Monitor:
         for cid, c in ray.get(counts).items():
             if cid in self.last_stats:
                 self.last_stats[cid]["events"] = c["events"]
+                self.last_stats[cid]["alerts_raised"] = sum(
+                    n for k, n in c["alerts"].items() if k.startswith("raised:"))
 
     def _drain(self, events_file: TextIO, tracks_file: TextIO | None) -> None:
         events, tracks = ray.get(self.validator.drain.remote())
@@ -286,12 +297,14 @@ def build_summary(reports: dict[str, dict[str, Any]], counts: dict[str, dict[str
             "dropped_detector_error": r.get("dropped_detector_error", 0), "in_pipeline": r.get("in_pipeline", 0),
             "decode_errors": r.get("decode_errors", 0),
             "confirmed_tracks": c.get("confirmed_tracks", 0), "events_by_kind": c.get("events_by_kind", {}),
-            "started_by_class": c.get("started_by_class", {}), "ingest_actor": r.get("ingest_actor"),
+            "started_by_class": c.get("started_by_class", {}), "alerts": c.get("alerts", {}),
+            "alerts_raised": sum(n for k, n in c.get("alerts", {}).items() if k.startswith("raised:")),
+            "ingest_actor": r.get("ingest_actor"),
             "node_id": r.get("node_id"),
         }
     total: dict[str, Any] = {k: sum(s[k] for s in streams.values())
                              for k in ("frames_read", "frames_analysed", "frames_dropped", "tracks", "events",
-                                       "in_pipeline")}
+                                       "in_pipeline", "alerts_raised")}
     total["fps_analysed"] = round(sum(s["fps_analysed"] for s in streams.values()), 2)
     total["latency_ms"] = merge_latency(reports.values())
     dropped: dict[str, int] = {}
@@ -301,14 +314,20 @@ def build_summary(reports: dict[str, dict[str, Any]], counts: dict[str, dict[str
             dropped[reason] = dropped.get(reason, 0) + n
         for name, n in s["started_by_class"].items():
             started[name] = started.get(name, 0) + n
+    alerts: dict[str, int] = {}
+    for s in streams.values():
+        for tag, n in s["alerts"].items():
+            alerts[tag] = alerts.get(tag, 0) + n
     total["dropped"] = dropped
     total["started_by_class"] = started
+    total["alerts"] = alerts
     return {"streams": streams, "total": total}
 
 
 def stream_table(stats: dict[str, dict[str, Any]], title: str, total: dict[str, Any] | None = None) -> Table:
     table = Table(title=title)
-    for col in ("camera", "state", "read", "analysed", "dropped", "fps", "p50 ms", "p95 ms", "tracks", "events"):
+    for col in ("camera", "state", "read", "analysed", "dropped", "fps", "p50 ms", "p95 ms", "tracks", "events",
+                "alerts"):
         table.add_column(col, justify="left" if col in ("camera", "state") else "right")
     rows = list(stats.items()) + ([("TOTAL", total)] if total else [])
     for cid, s in rows:
@@ -319,7 +338,7 @@ def stream_table(stats: dict[str, dict[str, Any]], title: str, total: dict[str, 
         table.add_row(cid, state, str(s.get("frames_read", 0)), str(s.get("frames_analysed", 0)),
                       str(s.get("frames_dropped", 0)), f"{s.get('fps_analysed', 0.0):.1f}",
                       f"{lat.get('p50', 0.0):.0f}", f"{lat.get('p95', 0.0):.0f}", str(s.get("tracks", 0)),
-                      str(s.get("events", "")))
+                      str(s.get("events", "")), str(s.get("alerts_raised", "")))
     return table
 
 
@@ -336,6 +355,13 @@ def run_notes(summary: dict[str, Any]) -> list[str]:
     notes = []
     for reason, n in sorted((summary["total"].get("dropped") or {}).items()):
         notes.append(f"dropped {n} frame(s), {reason}: {DROP_REASONS.get(reason, reason)}")
+    alerts = summary["total"].get("alerts") or {}
+    if alerts:
+        raised = {k.split(":", 1)[1]: n for k, n in alerts.items() if k.startswith("raised:")}
+        held = sum(n for k, n in alerts.items() if k.startswith("suppressed:"))
+        notes.append("alerts raised: " + (", ".join(f"{n} {kind}" for kind, n in sorted(raised.items())) or "none")
+                     + (f"; {held} suppressed by cooldowns" if held else "")
+                     + " (surveillance-ray alerts RUN_DIR lists them)")
     timeline = summary.get("run", {}).get("detector_timeline") or []
     if len(timeline) > 1:
         steps = "; ".join(f"{e['t_s']:g} s {e['status'].lower()} "

@@ -1,86 +1,281 @@
-"""Validation rules. Level BASIC: per-class thresholds with context modifiers, temporal confirmation.
+"""Validation rules, each a small class with its level; the validator runs them in level order and the
+first level that fails stops the alert. Every rule gives a ``RuleResult``: passed, a score, a reason.
 
-Each rule is a small object with a ``level``; the validator runs them in level order, so the higher
-levels (zones, behaviour, ML ensemble) slot in beside these without changing the validator.
+BASIC         ConfidenceThresholdRule   per-class threshold with context modifiers from the frame
+INTERMEDIATE  TemporalConsistencyRule   persistence, smooth motion and size over the track's history
+              SpatialCoherenceRule      aspect ratio per class, size plausible for the place (perspective)
+ADVANCED      ContextualValidationRule  masks, zones with their classes/thresholds/schedules, time of day
+              BehaviorAnalysisRule      loitering, line crossing with direction, running
 """
 
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
-from surveillance_ray.config import ValidatorConfig
+from surveillance_ray.alerts import AlertType
+from surveillance_ray.config import CameraConfig, LineConfig, ValidatorConfig, ZoneConfig
+from surveillance_ray.history import Observation, TrackHistory
 from surveillance_ray.messages import AlertLevel
+from surveillance_ray.scene import CameraScene
 
 
 @dataclass(frozen=True, slots=True)
-class Observation:
-    """One confirmed track in one frame, as the rules see it."""
+class Finding:
+    """Something that should raise an alert of ``type`` (in a zone, at a line)."""
 
-    stream_id: str
-    track_id: int
-    class_id: int
-    class_name: str
-    confidence: float
-    xyxy: tuple[float, float, float, float]
-    frame_shape: tuple[int, int]  # (height, width)
-    captured_at: float
+    type: AlertType
+    level: AlertLevel
+    cooldown_s: float
+    zone: str | None = None
+    line: str | None = None
+    direction: str | None = None
+
+    @property
+    def key(self) -> str:
+        return "-".join(p for p in (self.type.value, self.zone or self.line, self.direction) if p)
 
 
 @dataclass(frozen=True, slots=True)
 class RuleResult:
+    rule: str
+    level: AlertLevel
     passed: bool
+    score: float
     reason: str
+    findings: tuple[Finding, ...] = ()
+    behaviors: tuple[str, ...] = ()
+
+    def outcome(self) -> dict:
+        return {"rule": self.rule, "level": self.level.name, "passed": self.passed,
+                "score": round(float(self.score), 4), "reason": self.reason}
+
+
+@dataclass
+class RuleInput:
+    """What a rule sees: the track (its newest observation last), the camera, the frame's zones."""
+
+    track: TrackHistory
+    scene: CameraScene
+    zones: list[ZoneConfig] = field(default_factory=list)
+    crossings: list[tuple[LineConfig, str]] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)  # what earlier rules of this evaluation found
+
+    @property
+    def obs(self) -> Observation:
+        return self.track.last
+
+    @property
+    def camera(self) -> CameraConfig:
+        return self.scene.camera
 
 
 class Rule(Protocol):
+    name: str
     level: AlertLevel
 
-    def check(self, obs: Observation) -> RuleResult: ...
+    def evaluate(self, inp: RuleInput) -> RuleResult: ...
 
 
-class ClassThresholdRule:
-    """Per-class confidence threshold, raised for small or border boxes, scaled by camera sensitivity."""
+def _classes_match(classes: list[str] | None, name: str) -> bool:
+    return classes is None or name in classes
 
+
+class ConfidenceThresholdRule:
+    """Per-class threshold, raised for small, edge, dark or blurred, lowered in crowds; / sensitivity."""
+
+    name = "ConfidenceThresholdRule"
     level = AlertLevel.BASIC
 
-    def __init__(self, config: ValidatorConfig, sensitivity: dict[str, float]) -> None:
-        self._config = config
-        self._sensitivity = sensitivity
+    def __init__(self, config: ValidatorConfig) -> None:
+        self.config = config
 
-    def threshold(self, obs: Observation) -> float:
-        c = self._config
+    def threshold(self, obs: Observation, sensitivity: float = 1.0) -> tuple[float, list[str]]:
+        c = self.config
         base = c.class_thresholds.get(obs.class_name, c.default_threshold)
+        why = []
         h, w = obs.frame_shape
-        x1, y1, x2, y2 = obs.xyxy
-        area_frac = max(0.0, x2 - x1) * max(0.0, y2 - y1) / float(max(1, h * w))
-        if area_frac < c.small_box_frac:
+        if obs.width * obs.height / float(max(1, h * w)) < c.small_box_frac:
             base += c.small_box_penalty
-        margin = c.edge_margin_frac * max(h, w)
-        if x1 <= margin or y1 <= margin or x2 >= w - margin or y2 >= h - margin:
+            why.append("small")
+        if obs.at_edge(c.edge_margin_frac):
             base += c.edge_penalty
-        return float(np.clip(base / self._sensitivity.get(obs.stream_id, 1.0), 0.0, 1.0))
+            why.append("edge")
+        if 0 <= obs.luma < c.low_light_luma:
+            base += c.low_light_penalty
+            why.append("low light")
+        if 0 <= obs.sharpness < c.blur_sharpness:
+            base += c.blur_penalty
+            why.append("blurred")
+        if obs.detections >= c.crowd_count:
+            base -= c.crowd_relief
+            why.append("crowded")
+        return float(np.clip(base / sensitivity, 0.0, 1.0)), why
 
-    def check(self, obs: Observation) -> RuleResult:
-        threshold = self.threshold(obs)
-        if obs.confidence >= threshold:
-            return RuleResult(True, f"{obs.class_name} {obs.confidence:.2f} >= {threshold:.2f}")
-        return RuleResult(False, f"{obs.class_name} {obs.confidence:.2f} < {threshold:.2f}")
+    def check(self, obs: Observation, sensitivity: float = 1.0) -> RuleResult:
+        threshold, why = self.threshold(obs, sensitivity)
+        mods = f" ({', '.join(why)})" if why else ""
+        passed = obs.confidence >= threshold
+        return RuleResult(self.name, self.level, passed, obs.confidence,
+                          f"{obs.class_name} {obs.confidence:.2f} {'>=' if passed else '<'} {threshold:.2f}{mods}")
+
+    def evaluate(self, inp: RuleInput) -> RuleResult:
+        return self.check(inp.obs, inp.camera.sensitivity)
 
 
-class TemporalConfirmation:
-    """A track is confirmed once ``confirm_frames`` of its last ``confirm_window`` observations passed."""
+class TemporalConsistencyRule:
+    """Persistence (passing BASIC in ``confirm_frames`` of the last ``confirm_window`` observations) and
+    smoothness (consecutive boxes of plausible size change and motion)."""
+
+    name = "TemporalConsistencyRule"
+    level = AlertLevel.INTERMEDIATE
 
     def __init__(self, config: ValidatorConfig) -> None:
-        self.frames = config.confirm_frames
-        self.window = config.confirm_window
+        self.config = config
 
-    def new_history(self) -> deque[bool]:
-        return deque(maxlen=self.window)
+    def smoothness(self, track: TrackHistory) -> tuple[float, int]:
+        c = self.config
+        recent = list(track.recent)[-c.smooth_window:]
+        ok = steps = 0
+        for a, b in zip(recent, recent[1:]):
+            dt = max(0.0, b.t - a.t)
+            ratio = max(b.height / a.height, a.height / b.height)
+            (xa, ya), (xb, yb) = a.centre, b.centre
+            moved = ((xb - xa) ** 2 + (yb - ya) ** 2) ** 0.5
+            height = (a.height + b.height) / 2
+            ok += ratio <= c.max_size_change and moved <= (c.max_speed * dt + 0.25) * height
+            steps += 1
+        return (ok / steps if steps else 1.0), steps
 
-    def update(self, history: deque[bool], passed: bool) -> bool:
-        history.append(passed)
-        return sum(history) >= self.frames
+    def evaluate(self, inp: RuleInput) -> RuleResult:
+        c, track = self.config, inp.track
+        passes = sum(track.basic)
+        if passes < c.confirm_frames:
+            return RuleResult(self.name, self.level, False, passes / c.confirm_frames,
+                              f"passed BASIC in {passes} of the last {len(track.basic)} observations "
+                              f"(needs {c.confirm_frames})")
+        smooth, steps = self.smoothness(track)
+        passed = smooth >= c.min_smooth_frac
+        return RuleResult(self.name, self.level, passed, smooth,
+                          f"persistent ({passes}/{len(track.basic)}); {smooth:.0%} of {steps} steps smooth"
+                          + ("" if passed else f" (needs {c.min_smooth_frac:.0%})"))
+
+
+class SpatialCoherenceRule:
+    """A box of plausible shape for its class, and of plausible size for its place in the frame
+    (the camera's perspective model, fitted online from alerted tracks)."""
+
+    name = "SpatialCoherenceRule"
+    level = AlertLevel.INTERMEDIATE
+
+    def __init__(self, config: ValidatorConfig) -> None:
+        self.config = config
+
+    def evaluate(self, inp: RuleInput) -> RuleResult:
+        c, obs = self.config, inp.obs
+        recent = list(inp.track.recent)[-5:]
+        aspect = float(np.median([o.height / o.width for o in recent]))
+        reasons = [f"h/w {aspect:.2f}"]
+        bounds = c.aspect_ranges.get(obs.class_name)
+        if bounds and not obs.at_edge(c.edge_margin_frac) and not bounds[0] <= aspect <= bounds[1]:
+            return RuleResult(self.name, self.level, False, aspect,
+                              f"h/w {aspect:.2f} outside [{bounds[0]:g}, {bounds[1]:g}] for {obs.class_name}")
+        frame_h = obs.frame_shape[0]
+        expected = inp.scene.perspective.expected(obs.class_id, obs.xyxy[3] / frame_h)
+        if expected is None:
+            return RuleResult(self.name, self.level, True, 1.0, "; ".join(reasons + ["no perspective model yet"]))
+        ratio = (obs.height / frame_h) / max(expected, 1e-3)
+        tol = c.perspective_tolerance
+        if expected > 0 and not obs.at_edge(c.edge_margin_frac) and not 1 / tol <= ratio <= tol:
+            return RuleResult(self.name, self.level, False, ratio,
+                              f"box {ratio:.2f}x the height expected at its place (tolerance {tol:g}x)")
+        return RuleResult(self.name, self.level, True, ratio, "; ".join(reasons + [f"{ratio:.2f}x expected height"]))
+
+
+class ContextualValidationRule:
+    """Masks, zones with their classes, thresholds and schedules, and the camera's armed hours.
+
+    Fails when the track stands in a mask, when a watch zone's threshold is not met, or when nothing
+    could alert about it here (its class raises no object alert and no armed zone or line is about it).
+    """
+
+    name = "ContextualValidationRule"
+    level = AlertLevel.ADVANCED
+
+    def evaluate(self, inp: RuleInput) -> RuleResult:
+        cam, obs, track = inp.camera, inp.obs, inp.track
+        at, cls = obs.captured_at, obs.class_name
+        default = cam.rules.object_classes
+        armed = [z for z in inp.zones if inp.scene.armed(z.schedule, at)]
+        for zone in armed:
+            if zone.kind == "mask":
+                return RuleResult(self.name, self.level, False, 0.0, f"inside mask {zone.name!r}")
+        findings: list[Finding] = []
+        watch = [z for z in armed if z.kind == "watch" and _classes_match(z.classes, cls)]
+        for zone in watch:
+            if zone.min_confidence is not None and track.mean_confidence < zone.min_confidence:
+                return RuleResult(self.name, self.level, False, track.mean_confidence,
+                                  f"mean confidence {track.mean_confidence:.2f} < zone {zone.name!r}'s "
+                                  f"{zone.min_confidence:.2f}")
+            findings.append(Finding(AlertType.OBJECT, _level(zone.level, AlertLevel.BASIC), zone.cooldown_s,
+                                    zone=zone.name))
+        if not watch and (default is None or cls in default) and inp.scene.armed(cam.rules.schedule, at):
+            findings.append(Finding(AlertType.OBJECT, AlertLevel.BASIC, cam.rules.object_cooldown_s))
+        for zone in armed:
+            if zone.kind == "intrusion" and _classes_match(zone.classes, cls):
+                if zone.min_confidence is None or track.mean_confidence >= zone.min_confidence:
+                    findings.append(Finding(AlertType.INTRUSION, _level(zone.level, AlertLevel.ADVANCED),
+                                            zone.cooldown_s, zone=zone.name))
+        watched_elsewhere = any(_classes_match(z.classes, cls) for z in cam.zones if z.kind != "mask") or \
+            any(_classes_match(ln.classes, cls) for ln in cam.lines)
+        if not findings and not watched_elsewhere:
+            return RuleResult(self.name, self.level, False, 0.0,
+                              f"no alert for {cls} here (not an object class of camera {cam.id!r}, "
+                              "or its schedule is not armed, and no zone or line is about it)")
+        where = ", ".join(z.name for z in inp.zones) or "no zone"
+        return RuleResult(self.name, self.level, True, 1.0, f"{cls} in {where}", findings=tuple(findings))
+
+
+class BehaviorAnalysisRule:
+    """Loitering (dwell in an armed loitering zone > ``loiter_s``), line crossings in an alerting
+    direction, and running (speed over the camera's ``running_speed``). Describes, never rejects."""
+
+    name = "BehaviorAnalysisRule"
+    level = AlertLevel.ADVANCED
+
+    def evaluate(self, inp: RuleInput) -> RuleResult:
+        cam, obs, track = inp.camera, inp.obs, inp.track
+        at, cls = obs.captured_at, obs.class_name
+        findings: list[Finding] = []
+        notes: list[str] = []
+        for zone in inp.zones:
+            if zone.kind == "loitering" and _classes_match(zone.classes, cls):
+                dwell = obs.t - track.zone_since.get(zone.name, obs.t)
+                notes.append(f"{dwell:.1f} s in {zone.name!r}")
+                if dwell >= zone.loiter_s and inp.scene.armed(zone.schedule, at):
+                    findings.append(Finding(AlertType.LOITERING, _level(zone.level, AlertLevel.ADVANCED),
+                                            zone.cooldown_s, zone=zone.name))
+        for line, direction in inp.crossings:
+            notes.append(f"crossed {line.name!r} {direction}")
+            if line.direction in ("both", direction) and _classes_match(line.classes, cls) and \
+                    inp.scene.armed(line.schedule, at):
+                findings.append(Finding(AlertType.LINE_CROSSING, _level(line.level, AlertLevel.INTERMEDIATE),
+                                        line.cooldown_s, line=line.name, direction=direction))
+        speed = track.speed()
+        behaviors = ("running",) if speed >= cam.rules.running_speed else ()
+        notes.append(f"speed {speed:.1f} h/s" + (" (running)" if behaviors else ""))
+        return RuleResult(self.name, self.level, True, speed, "; ".join(notes), findings=tuple(findings),
+                          behaviors=behaviors)
+
+
+def _level(name: str | None, default: AlertLevel) -> AlertLevel:
+    return AlertLevel[name] if name else default
+
+
+def default_rules(config: ValidatorConfig) -> list[Rule]:
+    """The rules in level order (stable within a level: contextual before behaviour)."""
+    rules: list[Rule] = [ConfidenceThresholdRule(config), TemporalConsistencyRule(config),
+                         SpatialCoherenceRule(config), ContextualValidationRule(), BehaviorAnalysisRule()]
+    return sorted(rules, key=lambda r: r.level)

@@ -1,39 +1,33 @@
-"""The validator: turns tracked frames into events (track started / persisted / ended).
+"""The validator: turns tracked frames into track events and alerts.
+
+Per observation the BASIC rule decides whether the track is above its threshold (track events:
+started / persisted / ended). Alerts run every rule in level order (``rules.py``); the first level
+that fails stops the alert for now, a track that passes them all raises an alert per finding (object,
+intrusion, loitering, line crossing), de-duplicated per track and suppressed within a zone's cooldown,
+committed to the alert store before it counts.
 
 ``Validator`` is plain Python (unit-testable, replayable from a track log); the pipeline runs it as
-one Ray actor that all cameras call (``ValidatorActor``), and drains its events and track log.
+one Ray actor that all cameras call (``ValidatorActor``, on the driver's node, next to the run
+directory it writes ``alerts.db`` and ``alerts.jsonl`` into).
 """
 
 from __future__ import annotations
 
 import time
-from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterable
 
 import ray
 
-from surveillance_ray.config import ValidatorConfig
+from surveillance_ray.alerts import Alert, AlertStatus, AlertStore, AlertType, Cooldowns
+from surveillance_ray.config import CameraConfig, ValidatorConfig
+from surveillance_ray.history import Observation, TrackHistory
 from surveillance_ray.messages import AlertLevel, Event, EventKind, TrackedFrame, Verdict
-from surveillance_ray.rules import ClassThresholdRule, Observation, Rule, TemporalConfirmation
+from surveillance_ray.rules import ConfidenceThresholdRule, Finding, RuleInput, RuleResult, default_rules
+from surveillance_ray.scene import CameraScene
 
-
-@dataclass
-class TrackState:
-    stream_id: str
-    epoch: int
-    track_id: int
-    class_id: int
-    first_seen_at: float
-    last_seen_at: float
-    last_frame_id: int
-    history: deque[bool]
-    xyxy: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
-    confidence: float = 0.0
-    observations: int = 0
-    confirmed: bool = False
-    last_event_at: float = 0.0
-    reason: str = ""
+KEEP_OBSERVATIONS = 64  # per track, for the rules' windows
 
 
 @dataclass
@@ -41,41 +35,69 @@ class StreamCounts:
     events: int = 0
     confirmed_tracks: int = 0
     epoch: int = -1
-    last_captured_at: float = 0.0
+    clock_offset: float = 0.0  # added to the source's media time: the camera clock never goes back
+    t: float = 0.0  # the camera clock at its latest frame
     by_kind: dict[str, int] = field(default_factory=dict)
     started_by_class: dict[str, int] = field(default_factory=dict)
+    alerts: dict[str, int] = field(default_factory=dict)  # "raised:object", "suppressed:intrusion", ...
 
 
 class Validator:
     """Multi-level validation over confirmed tracks; state is per (stream, epoch, track)."""
 
     def __init__(self, config: ValidatorConfig, class_names: dict[int, str],
-                 sensitivity: dict[str, float] | None = None, record_tracks: bool = False) -> None:
+                 cameras: Iterable[CameraConfig] = (), record_tracks: bool = False,
+                 run_dir: str | Path | None = None, keep_alerts: bool = False) -> None:
         self.config = config
         self.class_names = {int(k): v for k, v in class_names.items()}
-        self.rules: list[Rule] = sorted([ClassThresholdRule(config, sensitivity or {})], key=lambda r: r.level)
-        self.confirmation = TemporalConfirmation(config)
+        self.cameras = {c.id: c for c in cameras}
+        self.basic = ConfidenceThresholdRule(config)
+        self.rules = [r for r in default_rules(config) if r.level > AlertLevel.BASIC]
+        self.levels = sorted({r.level for r in self.rules})
         self.record_tracks = record_tracks
-        self._tracks: dict[tuple[str, int, int], TrackState] = {}
+        self.store = AlertStore(Path(run_dir)) if run_dir is not None else None
+        self.cooldowns = Cooldowns()
+        self._scenes: dict[str, CameraScene] = {}
+        self._tracks: dict[tuple[str, int, int], TrackHistory] = {}
+        self._alert_ids: dict[tuple[str, int, int], list[str]] = {}
         self._streams: dict[str, StreamCounts] = {}
         self._outbox_events: list[dict[str, Any]] = []
         self._outbox_tracks: list[dict[str, Any]] = []
+        self._kept_alerts: list[Alert] | None = [] if keep_alerts else None
+
+    def scene(self, stream_id: str) -> CameraScene:
+        scene = self._scenes.get(stream_id)
+        if scene is None:
+            camera = self.cameras.get(stream_id) or CameraConfig.model_construct(id=stream_id, source="")
+            scene = self._scenes[stream_id] = CameraScene(camera, self.config)
+        return scene
 
     # -- the frame path -------------------------------------------------------------------
     def process(self, frame: TrackedFrame) -> Verdict:
         stream = self._streams.setdefault(frame.stream_id, StreamCounts())
         events: list[Event] = []
+        # values rounded as the track log rounds them, so that a replay sees exactly what the run saw
+        media = round(frame.media_time, 4) if frame.media_time >= 0 else frame.captured_at
         if frame.epoch != stream.epoch:
             events += self._end_where(lambda s: s.stream_id == frame.stream_id and s.epoch != frame.epoch,
                                       "source reconnected or looped")
+            if stream.epoch >= 0:  # a new session: its media time restarts
+                stream.clock_offset = stream.t - media + 0.1
             stream.epoch = frame.epoch
-        stream.last_captured_at = frame.captured_at
+        stream.t = media + stream.clock_offset
+        scene = self.scene(frame.stream_id)
+        seen = scene.observe(frame)
         t = frame.tracks
         for i in range(len(t)):
-            events += self._observe(frame, int(t.track_id[i]), int(t.class_id[i]), float(t.confidence[i]),
-                                    tuple(float(v) for v in t.xyxy[i]))
-        horizon = frame.captured_at - self.config.end_after_s
-        events += self._end_where(lambda s: s.stream_id == frame.stream_id and s.last_seen_at < horizon,
+            class_id = int(t.class_id[i])
+            obs = Observation(frame.stream_id, int(t.track_id[i]), class_id,
+                              self.class_names.get(class_id, str(class_id)), round(float(t.confidence[i]), 4),
+                              tuple(round(float(v), 4) for v in t.xyxy[i]), frame.frame_shape, frame.captured_at,
+                              stream.t, frame.frame_id, round(frame.luma, 2), round(frame.sharpness, 2),
+                              len(frame.detections))
+            events += self._observe(frame.epoch, obs, scene, seen.zones[i], seen.crossings[i])
+        horizon = stream.t - self.config.end_after_s
+        events += self._end_where(lambda s: s.stream_id == frame.stream_id and s.last_t < horizon,
                                   f"unseen for {self.config.end_after_s:g} s")
         if self.record_tracks:
             self._outbox_tracks.append(frame.to_log())
@@ -86,49 +108,107 @@ class Validator:
         """One call per detector request of an ingest actor (frames of several cameras)."""
         return [self.process(frame) for frame in frames]
 
-    def _observe(self, frame: TrackedFrame, track_id: int, class_id: int, confidence: float,
-                 xyxy: tuple[float, float, float, float]) -> list[Event]:
-        key = (frame.stream_id, frame.epoch, track_id)
+    def _observe(self, epoch: int, obs: Observation, scene: CameraScene, zones: list, crossings: list) -> list[Event]:
+        key = (obs.stream_id, epoch, obs.track_id)
         state = self._tracks.get(key)
         if state is None:
-            state = TrackState(frame.stream_id, frame.epoch, track_id, class_id, frame.captured_at,
-                               frame.captured_at, frame.frame_id, self.confirmation.new_history())
-            self._tracks[key] = state
-        state.class_id, state.xyxy, state.confidence = class_id, xyxy, confidence
-        state.last_seen_at, state.last_frame_id = frame.captured_at, frame.frame_id
-        state.observations += 1
-        obs = Observation(frame.stream_id, track_id, class_id, self.class_names.get(class_id, str(class_id)),
-                          confidence, xyxy, frame.frame_shape, frame.captured_at)
-        results = [rule.check(obs) for rule in self.rules]
-        passed = all(r.passed for r in results)
-        state.reason = "; ".join(r.reason for r in results)
-        confirmed = self.confirmation.update(state.history, passed)
-        if confirmed and not state.confirmed:
+            state = self._tracks[key] = TrackHistory.start(obs, epoch, KEEP_OBSERVATIONS, self.config.confirm_window)
+        basic = self.basic.check(obs, scene.camera.sensitivity)
+        state.add(obs, basic.passed)
+        state.update_zones([z.name for z in zones], obs.t)
+        state.reason = basic.reason
+        self._alerts(state, scene, basic, zones, crossings)
+        if state.alerted and state.observations % 3 == 0 and not obs.at_edge(self.config.edge_margin_frac):
+            h = obs.frame_shape[0]
+            scene.perspective.add(obs.class_id, obs.xyxy[3] / h, obs.height / h, obs.track_id)
+        # track events: a track is confirmed once it passed BASIC often enough (persistence)
+        if not state.confirmed and sum(state.basic) >= self.config.confirm_frames:
             state.confirmed = True
-            state.last_event_at = frame.captured_at
-            self._streams[frame.stream_id].confirmed_tracks += 1
-            return [self._event(state, EventKind.TRACK_STARTED, frame.frame_id, frame.captured_at)]
-        if state.confirmed and frame.captured_at - state.last_event_at >= self.config.persist_every_s:
-            state.last_event_at = frame.captured_at
-            return [self._event(state, EventKind.TRACK_PERSISTED, frame.frame_id, frame.captured_at)]
+            state.last_event_at = obs.t
+            self._streams[obs.stream_id].confirmed_tracks += 1
+            return [self._event(state, EventKind.TRACK_STARTED, obs.frame_id, obs.captured_at)]
+        if state.confirmed and obs.t - state.last_event_at >= self.config.persist_every_s:
+            state.last_event_at = obs.t
+            return [self._event(state, EventKind.TRACK_PERSISTED, obs.frame_id, obs.captured_at)]
         return []
 
+    # -- alerts ---------------------------------------------------------------------------
+    def _alerts(self, state: TrackHistory, scene: CameraScene, basic: RuleResult, zones: list,
+                crossings: list) -> None:
+        camera = scene.camera
+        if state.alerted and not camera.zones and not camera.lines:
+            return  # its object alert is out and nothing else can alert here
+        results = [basic]
+        if not basic.passed:
+            return
+        inp = RuleInput(state, scene, zones, crossings)
+        behaviors: tuple[str, ...] = ()
+        for level in self.levels:
+            failed = None
+            for rule in (r for r in self.rules if r.level == level):
+                result = rule.evaluate(inp)
+                results.append(result)
+                inp.findings += result.findings
+                behaviors += result.behaviors
+                if not result.passed and failed is None:
+                    failed = result
+            if failed is not None:
+                state.reason = f"{failed.rule}: {failed.reason}"
+                return
+        for finding in inp.findings:
+            if finding.key not in state.alerted:
+                state.alerted.add(finding.key)
+                self._raise(state, finding, results, behaviors)
+
+    def _raise(self, state: TrackHistory, finding: Finding, results: list[RuleResult],
+               behaviors: tuple[str, ...]) -> None:
+        obs = state.last
+        scope = finding.zone or finding.line or f"class:{obs.class_name}"
+        kind = f"{finding.type.value}:{finding.direction or ''}"
+        suppressed = self.cooldowns.suppressed(obs.stream_id, scope, kind, obs.t, finding.cooldown_s)
+        level = finding.level
+        if behaviors and finding.type is AlertType.OBJECT:
+            level = max(level, AlertLevel.ADVANCED)
+        alert = Alert(
+            id=f"{obs.stream_id}-e{state.epoch}-t{state.track_id}-{finding.key}", camera=obs.stream_id,
+            type=finding.type, level=level.name, status=AlertStatus.SUPPRESSED if suppressed else AlertStatus.RAISED,
+            track_id=state.track_id, epoch=state.epoch, class_id=obs.class_id, class_name=obs.class_name,
+            zone=finding.zone, line=finding.line, direction=finding.direction, behaviors=list(behaviors),
+            first_seen_at=state.first_seen_at, last_seen_at=obs.captured_at, raised_at=obs.captured_at,
+            time_to_alert_s=round(obs.t - state.first_t, 3),
+            frame_id=obs.frame_id, confidence=round(obs.confidence, 4), xyxy=tuple(round(v, 1) for v in obs.xyxy),
+            rules=[r.outcome() for r in results],
+            reason=f"within the {finding.cooldown_s:g} s cooldown of {scope}" if suppressed else "")
+        if self.store is not None:
+            self.store.add(alert)  # committed before it counts
+        if self._kept_alerts is not None:
+            self._kept_alerts.append(alert)
+        self._alert_ids.setdefault((obs.stream_id, state.epoch, state.track_id), []).append(alert.id)
+        counts = self._streams[obs.stream_id].alerts
+        tag = f"{alert.status.value}:{alert.type.value}"
+        counts[tag] = counts.get(tag, 0) + 1
+
+    # -- ends -----------------------------------------------------------------------------
     def _end_where(self, predicate: Any, reason: str) -> list[Event]:
         ended = [key for key, s in self._tracks.items() if predicate(s)]
         events = []
         for key in ended:
             state = self._tracks.pop(key)
+            alert_ids = self._alert_ids.pop(key, [])
+            if alert_ids and self.store is not None:
+                self.store.track_ended(alert_ids, state.last_seen_at)
             if state.confirmed:
                 state.reason = reason
                 events.append(self._event(state, EventKind.TRACK_ENDED, state.last_frame_id, state.last_seen_at))
         return events
 
-    def _event(self, s: TrackState, kind: EventKind, frame_id: int, at: float) -> Event:
+    def _event(self, s: TrackHistory, kind: EventKind, frame_id: int, at: float) -> Event:
+        last = s.last
         return Event(kind=kind, level=AlertLevel.BASIC, stream_id=s.stream_id, track_id=s.track_id, epoch=s.epoch,
                      class_id=s.class_id, class_name=self.class_names.get(s.class_id, str(s.class_id)),
-                     frame_id=frame_id, captured_at=at, confidence=round(s.confidence, 4),
-                     xyxy=tuple(round(v, 1) for v in s.xyxy), first_seen_at=s.first_seen_at,
-                     duration_s=round(s.last_seen_at - s.first_seen_at, 3), observations=s.observations,
+                     frame_id=frame_id, captured_at=at, confidence=round(last.confidence, 4),
+                     xyxy=tuple(round(v, 1) for v in last.xyxy), first_seen_at=s.first_seen_at,
+                     duration_s=round(s.duration_s, 3), observations=s.observations,
                      reason=s.reason)
 
     def _emit(self, events: Iterable[Event]) -> None:
@@ -155,16 +235,32 @@ class Validator:
 
     def counts(self) -> dict[str, dict[str, Any]]:
         return {sid: {"events": c.events, "confirmed_tracks": c.confirmed_tracks, "events_by_kind": dict(c.by_kind),
-                      "started_by_class": dict(c.started_by_class)} for sid, c in self._streams.items()}
+                      "started_by_class": dict(c.started_by_class), "alerts": dict(c.alerts)}
+                for sid, c in self._streams.items()}
+
+    @property
+    def alerts(self) -> list[Alert]:
+        """The alerts raised or suppressed so far (``keep_alerts=True`` only: replays, harnesses)."""
+        return list(self._kept_alerts or [])
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
 
 
 ValidatorActor = ray.remote(num_cpus=0, max_restarts=0)(Validator)
 
 
+@dataclass
+class Replay:
+    events: list[dict[str, Any]]
+    alerts: list[Alert]
+
+
 def replay(rows: Iterable[dict[str, Any]], config: ValidatorConfig, class_names: dict[int, str],
-           sensitivity: dict[str, float] | None = None) -> list[dict[str, Any]]:
-    """Run a track log through a fresh validator; gives the events the run produced."""
-    validator = Validator(config, class_names, sensitivity)
+           cameras: Iterable[CameraConfig] = ()) -> Replay:
+    """Run a track log through a fresh validator; gives the events and alerts the run produced."""
+    validator = Validator(config, class_names, cameras, keep_alerts=True)
     streams: list[str] = []
     for row in rows:
         frame = TrackedFrame.from_log(row)
@@ -173,4 +269,4 @@ def replay(rows: Iterable[dict[str, Any]], config: ValidatorConfig, class_names:
         validator.process(frame)
     for stream_id in streams:
         validator.finish_stream(stream_id)
-    return validator.drain()[0]
+    return Replay(validator.drain()[0], validator.alerts)

@@ -37,11 +37,46 @@ def test_precedence_yaml_env_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
      "cameras.0: camera 'gate': fps: Input should be greater than 0"),
     ({"cameras": [{"id": "gate", "source": "rtsp://127.0.0.1/x", "lens": 3}]}, "camera 'gate': lens: Extra inputs"),
     ({"cameras": [{"id": "a", "source": "0"}, {"id": "a", "source": "1"}]}, "duplicate camera id 'a'"),
+    # zones, lines and rules: errors name the camera and the zone
+    ({"cameras": [{"id": "gate", "source": "0", "zones": [{"name": "door", "polygon": [[0, 0], [1.2, 0], [1, 1]]}]}]},
+     "camera 'gate': zones.0: zone 'door': point (1.2, 0) is outside the frame"),
+    ({"cameras": [{"id": "gate", "source": "0", "zones": [{"name": "door", "polygon": [[0, 0], [1, 1]]}]}]},
+     "camera 'gate': zones.0: zone 'door': polygon: List should have at least 3 items"),
+    ({"cameras": [{"id": "gate", "source": "0", "zones": [{"name": "door", "polygon": [[0, 0], [.5, .5], [1, 1]]}]}]},
+     "zone 'door': the polygon has no area"),
+    ({"cameras": [{"id": "gate", "source": "0",
+                   "zones": [{"name": "door", "polygon": [[0, 0], [1, 0], [1, 1]], "kind": "fence"}]}]},
+     "zone 'door': kind: Input should be 'watch', 'intrusion', 'loitering' or 'mask'"),
+    ({"cameras": [{"id": "gate", "source": "0",
+                   "zones": [{"name": "door", "polygon": [[0, 0], [1, 0], [1, 1]], "classes": ["persn"]}]}]},
+     "camera 'gate': zone 'door': unknown class 'persn' (did you mean 'person'?)"),
+    ({"cameras": [{"id": "gate", "source": "0", "lines": [{"name": "kerb", "start": [0, 0], "end": [0, 0]}]}]},
+     "line 'kerb': start and end are the same point"),
+    ({"cameras": [{"id": "gate", "source": "0", "lines": [{"name": "kerb", "start": [0, 0], "end": [1, 0]}],
+                   "zones": [{"name": "kerb", "polygon": [[0, 0], [1, 0], [1, 1]]}]}]},
+     "camera 'gate': zone/line name 'kerb' is used twice"),
+    ({"cameras": [{"id": "gate", "source": "0",
+                   "zones": [{"name": "door", "polygon": [[0, 0], [1, 0], [1, 1]],
+                              "schedule": [{"start": "25:00"}]}]}]}, "zone 'door': schedule.0.start: String should"),
+    ({"cameras": [{"id": "gate", "source": "0", "rules": {"object_classes": ["car", "pedestrian"]}}]},
+     "camera 'gate': rules.object_classes: unknown class 'pedestrian'"),
+    ({"validator": {"class_thresholds": {"persons": 0.3}}}, "validator.class_thresholds: unknown class 'persons'"),
+    ({"validator": {"timezone": "Mars/Olympus"}}, "validator.timezone: unknown time zone 'Mars/Olympus'"),
+    ({"validator": {"aspect_ranges": {"person": [3, 1]}}}, "aspect_ranges['person']: need 0 < low < high"),
 ])
 def test_errors_name_the_field_and_camera(overrides: dict, expected: str) -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(**overrides)
     assert expected in str(info.value)
+
+
+def test_model_class_names_replace_coco() -> None:
+    cams = [{"id": "yard", "source": "0", "zones": [{"name": "pen", "polygon": [[0, 0], [1, 0], [1, 1]],
+                                                     "classes": ["goat"]}]}]
+    with pytest.raises(ConfigError, match="unknown class 'goat'"):
+        load_settings(cameras=cams)
+    s = load_settings(cameras=cams, detector={"class_names": ["goat", "sheep"]})  # defaults name 'person': fine
+    assert s.cameras[0].zones[0].classes == ["goat"]
 
 
 def test_hub_weight_names_are_accepted_for_online_users() -> None:

@@ -5,28 +5,39 @@ import pytest
 
 from surveillance_ray.config import ValidatorConfig
 from surveillance_ray.messages import Detections, TrackedFrame, Tracks
-from surveillance_ray.rules import ClassThresholdRule, Observation
+from surveillance_ray.history import Observation
+from surveillance_ray.rules import ConfidenceThresholdRule
 from surveillance_ray.validate import Validator, replay
 
 NAMES = {0: "person", 2: "car"}
 SHAPE = (360, 480)
 
 
-def obs(conf: float, xyxy=(100, 100, 140, 200), cls: int = 0, stream: str = "a") -> Observation:
-    return Observation(stream, 1, cls, NAMES[cls], conf, xyxy, SHAPE, 0.0)
+def obs(conf: float, xyxy=(100, 100, 140, 200), cls: int = 0, luma: float = 120.0, sharpness: float = 500.0,
+        detections: int = 1) -> Observation:
+    return Observation("a", 1, cls, NAMES[cls], conf, xyxy, SHAPE, 0.0, luma=luma, sharpness=sharpness,
+                       detections=detections)
 
 
 def test_threshold_context_modifiers() -> None:
     cfg = ValidatorConfig(default_threshold=0.3, class_thresholds={"person": 0.4}, small_box_frac=0.002,
-                          small_box_penalty=0.1, edge_margin_frac=0.01, edge_penalty=0.05)
-    rule = ClassThresholdRule(cfg, sensitivity={"b": 2.0})
-    assert rule.threshold(obs(0.5)) == pytest.approx(0.4)
-    assert rule.threshold(obs(0.5, cls=2)) == pytest.approx(0.3)  # class not listed: default
-    assert rule.threshold(obs(0.5, xyxy=(100, 100, 110, 110))) == pytest.approx(0.5)  # small box
-    assert rule.threshold(obs(0.5, xyxy=(0, 100, 40, 200))) == pytest.approx(0.45)  # at the edge
-    assert rule.threshold(obs(0.5, stream="b")) == pytest.approx(0.2)  # sensitive camera
+                          small_box_penalty=0.1, edge_margin_frac=0.01, edge_penalty=0.05, low_light_luma=50,
+                          low_light_penalty=0.05, blur_sharpness=20, blur_penalty=0.05, crowd_count=10,
+                          crowd_relief=0.1)
+    rule = ConfidenceThresholdRule(cfg)
+    thr = lambda o, s=1.0: rule.threshold(o, s)[0]  # noqa: E731
+    assert thr(obs(0.5)) == pytest.approx(0.4)
+    assert thr(obs(0.5, cls=2)) == pytest.approx(0.3)  # class not listed: default
+    assert thr(obs(0.5, xyxy=(100, 100, 110, 110))) == pytest.approx(0.5)  # small box
+    assert thr(obs(0.5, xyxy=(0, 100, 40, 200))) == pytest.approx(0.45)  # at the edge
+    assert thr(obs(0.5, luma=30)) == pytest.approx(0.45)  # low light
+    assert thr(obs(0.5, sharpness=5)) == pytest.approx(0.45)  # blurred
+    assert thr(obs(0.5, detections=12)) == pytest.approx(0.3)  # crowded
+    assert thr(obs(0.5, luma=-1, sharpness=-1)) == pytest.approx(0.4)  # not measured: no modifier
+    assert thr(obs(0.5), 2.0) == pytest.approx(0.2)  # sensitive camera
     assert rule.check(obs(0.41)).passed and not rule.check(obs(0.39)).passed
     assert rule.check(obs(0.39)).reason == "person 0.39 < 0.40"
+    assert rule.check(obs(0.39, luma=30)).reason == "person 0.39 < 0.45 (low light)"
 
 
 def tracked(i: int, tracks: list[tuple[int, float]], stream: str = "a", epoch: int = 0, dt: float = 0.1) -> TrackedFrame:
@@ -34,7 +45,8 @@ def tracked(i: int, tracks: list[tuple[int, float]], stream: str = "a", epoch: i
     xyxy = np.array([[100 + 50 * tid, 100, 140 + 50 * tid, 200] for tid, _ in tracks], np.float32).reshape(-1, 4)
     conf = np.array([c for _, c in tracks], np.float32)
     t = Tracks(xyxy, conf, np.zeros(n, np.int32), np.array([tid for tid, _ in tracks], np.int64))
-    return TrackedFrame(stream, i, i, 1000.0 + i * dt, epoch, SHAPE, Detections(xyxy, conf, t.class_id), t)
+    return TrackedFrame(stream, i, i, 1000.0 + i * dt, epoch, SHAPE, Detections(xyxy, conf, t.class_id), t,
+                        media_time=i * dt)
 
 
 def kinds(events) -> list[tuple[str, int]]:
@@ -95,7 +107,7 @@ def test_track_log_round_trip_and_replay() -> None:
     rows = [json.loads(json.dumps(r)) for r in rows]  # what tracks.jsonl holds
     assert TrackedFrame.from_log(rows[0]).tracks.track_id.tolist() == [1, 2]
     key = lambda e: (e["stream_id"], e["frame_id"], e["track_id"], e["kind"])  # noqa: E731
-    assert sorted(replay(rows, cfg, NAMES), key=key) == sorted(events, key=key)
+    assert sorted(replay(rows, cfg, NAMES).events, key=key) == sorted(events, key=key)
     assert v.drain() == ([], [])
 
 

@@ -1,0 +1,146 @@
+"""Alerts: the record, de-duplication and cooldowns, and the store (SQLite + ``alerts.jsonl``).
+
+An alert is committed to SQLite (WAL, synchronous FULL) before it counts as raised, and appended to
+``alerts.jsonl``; a crash after that loses none. Alerts carry no wall-clock field of the validator's
+own, so a track log replays to the same alerts.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import sqlite3
+from pathlib import Path
+from typing import Iterator
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class AlertType(str, enum.Enum):
+    OBJECT = "object"
+    INTRUSION = "intrusion"
+    LOITERING = "loitering"
+    LINE_CROSSING = "line_crossing"
+
+
+class AlertStatus(str, enum.Enum):
+    RAISED = "raised"
+    SUPPRESSED = "suppressed"  # a duplicate within its zone's cooldown: stored, not sent
+
+
+class RuleOutcome(BaseModel):
+    """One rule's verdict on the alert."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rule: str
+    level: str
+    passed: bool
+    score: float
+    reason: str
+
+
+class Alert(BaseModel):
+    """An alert about one track (distinct from the track events)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str = Field(description="camera-e<epoch>-t<track>-<type>[-<zone or line>]: unique within a run")
+    camera: str
+    type: AlertType
+    level: str = Field(description="Severity: BASIC, INTERMEDIATE, ADVANCED or CRITICAL")
+    status: AlertStatus = AlertStatus.RAISED
+    track_id: int
+    epoch: int
+    class_id: int
+    class_name: str
+    zone: str | None = None
+    line: str | None = None
+    direction: str | None = None
+    behaviors: list[str] = Field(default_factory=list, description="e.g. running")
+    first_seen_at: float
+    last_seen_at: float
+    raised_at: float = Field(description="capture time of the frame that raised it")
+    time_to_alert_s: float = Field(description="from the track's first observation to the alert, camera clock")
+    frame_id: int
+    confidence: float
+    xyxy: tuple[float, float, float, float]
+    rules: list[RuleOutcome]
+    fp_probability: float | None = None
+    reason: str = ""
+
+
+class Cooldowns:
+    """Suppression: after an alert of a type in a zone (or line, or camera-wide class), the same
+    again within ``cooldown_s`` is suppressed."""
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[str, str, str], float] = {}
+
+    def suppressed(self, camera: str, scope: str, kind: str, at: float, cooldown_s: float) -> bool:
+        key = (camera, scope, kind)
+        last = self._last.get(key)
+        if last is not None and at - last < cooldown_s:
+            return True
+        self._last[key] = at
+        return False
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS alerts (
+    id TEXT PRIMARY KEY, camera TEXT NOT NULL, type TEXT NOT NULL, level TEXT NOT NULL,
+    status TEXT NOT NULL, raised_at REAL NOT NULL, last_seen_at REAL NOT NULL, record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_camera_time ON alerts (camera, raised_at);
+"""
+
+
+class AlertStore:
+    """SQLite alert store of a run directory (``alerts.db``), mirrored to ``alerts.jsonl``."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / "alerts.db"
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+        self._jsonl = (run_dir / "alerts.jsonl").open("a")
+
+    def add(self, alert: Alert) -> None:
+        """Commit the alert; only then is it raised (written to ``alerts.jsonl`` and counted)."""
+        record = alert.model_dump_json()
+        with self._db:
+            self._db.execute("INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                             (alert.id, alert.camera, alert.type.value, alert.level, alert.status.value,
+                              alert.raised_at, alert.last_seen_at, record))
+        self._jsonl.write(record + "\n")
+        self._jsonl.flush()
+
+    def track_ended(self, alert_ids: list[str], last_seen_at: float) -> None:
+        """The alerts' track ended: record when it was last seen."""
+        with self._db:
+            for alert_id in alert_ids:
+                row = self._db.execute("SELECT record FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+                if row is None:
+                    continue
+                record = json.loads(row[0]) | {"last_seen_at": last_seen_at}
+                self._db.execute("UPDATE alerts SET last_seen_at = ?, record = ? WHERE id = ?",
+                                 (last_seen_at, json.dumps(record), alert_id))
+
+    def close(self) -> None:
+        self._jsonl.close()
+        self._db.close()
+
+
+def read_alerts(run_dir: Path, status: AlertStatus | None = None) -> Iterator[Alert]:
+    """The alerts of a run directory from its SQLite store, oldest first."""
+    path = run_dir / "alerts.db"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no alert store (not a run directory, or a run from before alerts)")
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        query = "SELECT record FROM alerts" + (" WHERE status = ?" if status else "") + " ORDER BY raised_at, id"
+        for (record,) in db.execute(query, (status.value,) if status else ()):
+            yield Alert.model_validate_json(record)
+    finally:
+        db.close()

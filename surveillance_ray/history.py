@@ -1,0 +1,124 @@
+"""What the validator remembers of one track: recent observations, running statistics, zone dwell."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One confirmed track in one frame, with the frame's context."""
+
+    stream_id: str
+    track_id: int
+    class_id: int
+    class_name: str
+    confidence: float
+    xyxy: tuple[float, float, float, float]
+    frame_shape: tuple[int, int]  # (height, width)
+    captured_at: float  # wall clock (schedules, display)
+    t: float = 0.0  # the camera's own clock, monotonic over reconnects (durations, speeds, dwell)
+    frame_id: int = 0
+    luma: float = -1.0
+    sharpness: float = -1.0
+    detections: int = 0  # detections in the frame (crowding)
+
+    @property
+    def height(self) -> float:
+        return max(1e-6, self.xyxy[3] - self.xyxy[1])
+
+    @property
+    def width(self) -> float:
+        return max(1e-6, self.xyxy[2] - self.xyxy[0])
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        x1, y1, x2, y2 = self.xyxy
+        return (x1 + x2) / 2, (y1 + y2) / 2
+
+    def at_edge(self, margin_frac: float) -> bool:
+        h, w = self.frame_shape
+        margin = margin_frac * max(h, w)
+        x1, y1, x2, y2 = self.xyxy
+        return x1 <= margin or y1 <= margin or x2 >= w - margin or y2 >= h - margin
+
+
+@dataclass
+class TrackHistory:
+    """One track of one camera epoch, as the rules see it."""
+
+    stream_id: str
+    epoch: int
+    track_id: int
+    class_id: int
+    first_seen_at: float  # wall clock
+    first_t: float  # camera clock
+    recent: deque[Observation]
+    basic: deque[bool]  # BASIC passed, per observation, over the persistence window
+    last_seen_at: float = 0.0
+    last_t: float = 0.0
+    last_frame_id: int = 0
+    observations: int = 0
+    basic_passes: int = 0
+    conf_sum: float = 0.0
+    conf_sq: float = 0.0
+    conf_min: float = 1.0
+    conf_max: float = 0.0
+    zone_since: dict[str, float] = field(default_factory=dict)  # zone -> when the track entered it
+    alerted: set[str] = field(default_factory=set)  # alert keys raised (or suppressed) for this track
+    confirmed: bool = False  # track events: track_started was emitted
+    last_event_at: float = 0.0
+    reason: str = ""
+
+    @classmethod
+    def start(cls, obs: Observation, epoch: int, keep: int, window: int) -> "TrackHistory":
+        return cls(obs.stream_id, epoch, obs.track_id, obs.class_id, obs.captured_at, obs.t,
+                   deque(maxlen=keep), deque(maxlen=window))
+
+    def add(self, obs: Observation, basic_passed: bool) -> None:
+        self.recent.append(obs)
+        self.basic.append(basic_passed)
+        self.class_id = obs.class_id
+        self.last_seen_at, self.last_t, self.last_frame_id = obs.captured_at, obs.t, obs.frame_id
+        self.observations += 1
+        self.basic_passes += basic_passed
+        c = obs.confidence
+        self.conf_sum += c
+        self.conf_sq += c * c
+        self.conf_min, self.conf_max = min(self.conf_min, c), max(self.conf_max, c)
+
+    @property
+    def last(self) -> Observation:
+        return self.recent[-1]
+
+    @property
+    def duration_s(self) -> float:
+        return self.last_t - self.first_t
+
+    @property
+    def mean_confidence(self) -> float:
+        return self.conf_sum / max(1, self.observations)
+
+    def update_zones(self, inside: list[str], at: float) -> None:
+        """Dwell bookkeeping: when the track entered each zone it is in now."""
+        for name in list(self.zone_since):
+            if name not in inside:
+                del self.zone_since[name]
+        for name in inside:
+            self.zone_since.setdefault(name, at)
+
+    def speed(self, span_s: float = 1.0) -> float:
+        """Centre speed over about the last ``span_s`` seconds, in the track's box heights per second."""
+        last = self.recent[-1]
+        first = last
+        for obs in reversed(self.recent):
+            if last.t - obs.t > span_s:
+                break
+            first = obs
+        dt = last.t - first.t
+        if dt <= 0:
+            return 0.0
+        (x0, y0), (x1, y1) = first.centre, last.centre
+        height = (first.height + last.height) / 2
+        return ((x1 - x0) ** 2 + (y1 - y0) ** 2) ** 0.5 / height / dt

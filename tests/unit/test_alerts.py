@@ -1,0 +1,66 @@
+"""The alert store: committed to SQLite (WAL) before it counts, mirrored to alerts.jsonl, listed by the CLI."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from surveillance_ray.alerts import Alert, AlertStatus, AlertStore, AlertType, Cooldowns, read_alerts
+from surveillance_ray.cli import main
+
+
+def alert(i: int, status: AlertStatus = AlertStatus.RAISED, **kw) -> Alert:
+    return Alert(id=f"cam-e0-t{i}-object", camera="cam", type=AlertType.OBJECT, level="BASIC", status=status,
+                 track_id=i, epoch=0, class_id=0, class_name="person", first_seen_at=100.0 + i,
+                 last_seen_at=100.5 + i, raised_at=100.5 + i, time_to_alert_s=0.5, frame_id=5 * i, confidence=0.8,
+                 xyxy=(1, 2, 3, 4), rules=[{"rule": "ConfidenceThresholdRule", "level": "BASIC", "passed": True,
+                                           "score": 0.8, "reason": "person 0.80 >= 0.35"}], **kw)
+
+
+def test_committed_before_counted_and_readable_by_another_process(tmp_path: Path) -> None:
+    store = AlertStore(tmp_path)
+    store.add(alert(1))
+    # a second connection (another process, or a crash right now) already sees it: it was committed
+    other = sqlite3.connect(tmp_path / "alerts.db")
+    assert other.execute("SELECT id, status FROM alerts").fetchall() == [("cam-e0-t1-object", "raised")]
+    assert other.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    store.add(alert(2, AlertStatus.SUPPRESSED, reason="within the 30 s cooldown of yard"))
+    store.track_ended(["cam-e0-t1-object"], 142.0)
+    lines = [json.loads(line) for line in (tmp_path / "alerts.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in lines] == ["cam-e0-t1-object", "cam-e0-t2-object"]
+    assert [a.id for a in read_alerts(tmp_path, AlertStatus.RAISED)] == ["cam-e0-t1-object"]
+    everything = list(read_alerts(tmp_path))
+    assert [a.status for a in everything] == [AlertStatus.RAISED, AlertStatus.SUPPRESSED]
+    assert everything[0].last_seen_at == 142.0 and everything[0] == alert(1).model_copy(update={"last_seen_at": 142.0})
+    with pytest.raises(sqlite3.IntegrityError):  # an id is raised once
+        store.add(alert(1))
+    store.close()
+
+
+def test_cooldowns_per_scope_and_kind() -> None:
+    c = Cooldowns()
+    assert not c.suppressed("cam", "yard", "intrusion:", 10.0, 30.0)
+    assert c.suppressed("cam", "yard", "intrusion:", 20.0, 30.0)
+    assert not c.suppressed("cam", "gate", "intrusion:", 20.0, 30.0)  # another zone
+    assert not c.suppressed("cam2", "yard", "intrusion:", 20.0, 30.0)  # another camera
+    assert not c.suppressed("cam", "yard", "loitering:", 20.0, 30.0)  # another type
+    assert not c.suppressed("cam", "yard", "intrusion:", 41.0, 30.0)  # cooled down
+    assert not c.suppressed("cam", "class:person", "object:", 41.0, 0.0)  # no cooldown
+    assert not c.suppressed("cam", "class:person", "object:", 41.0, 0.0)
+
+
+def test_cli_lists_alerts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = AlertStore(tmp_path)
+    store.add(alert(1))
+    store.add(alert(2, AlertStatus.SUPPRESSED, reason="within the 30 s cooldown of yard"))
+    store.close()
+    assert main(["alerts", str(tmp_path), "--json"]) == 0
+    assert [json.loads(line)["id"] for line in capsys.readouterr().out.splitlines()] == ["cam-e0-t1-object"]
+    assert main(["alerts", str(tmp_path), "--all"]) == 0
+    out = capsys.readouterr().out
+    assert "cam-e0-t2-object" in out and "suppressed" in out and "cooldown" in out
+    assert main(["alerts", str(tmp_path / "nowhere")]) == 2
+    assert "no alert store" in capsys.readouterr().err

@@ -1,0 +1,167 @@
+"""The alert rules, levels, findings, de-duplication and cooldowns, through the plain-Python validator."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pytest
+
+from surveillance_ray.config import CameraConfig, ScheduleWindow, ValidatorConfig
+from surveillance_ray.messages import Detections, TrackedFrame, Tracks
+from surveillance_ray.scene import armed
+from surveillance_ray.validate import Validator
+
+NAMES = {0: "person", 2: "car"}
+SHAPE = (400, 600)  # height, width
+FPS = 10.0
+
+
+def frame(i: int, tracks: list[tuple[int, float, tuple[float, float, float, float]]], cls: int = 0,
+          stream: str = "cam", epoch: int = 0, t0: float = 1_800_000_000.0) -> TrackedFrame:
+    n = len(tracks)
+    xyxy = np.array([box for _, _, box in tracks], np.float32).reshape(-1, 4)
+    conf = np.array([c for _, c, _ in tracks], np.float32)
+    t = Tracks(xyxy, conf, np.full(n, cls, np.int32), np.array([tid for tid, _, _ in tracks], np.int64))
+    return TrackedFrame(stream, i, i, t0 + i / FPS, epoch, SHAPE, Detections(xyxy, conf, t.class_id), t,
+                        media_time=i / FPS, luma=120.0, sharpness=300.0)
+
+
+def walker(x0: float, y0: float, vx: float = 2.0, vy: float = 0.0, h: float = 80.0, w: float = 30.0):
+    """A person box moving ``vx, vy`` pixels per frame."""
+    return lambda i: (x0 + vx * i, y0 + vy * i, x0 + vx * i + w, y0 + vy * i + h)
+
+
+def run(v: Validator, n: int, tracks: dict[int, tuple[float, object]], start: int = 0, cls: int = 0) -> None:
+    for i in range(start, start + n):
+        v.process(frame(i, [(tid, conf, path(i - start)) for tid, (conf, path) in tracks.items()], cls=cls))
+
+
+def cam(**kw) -> CameraConfig:
+    return CameraConfig(id="cam", source="rtsp://127.0.0.1/cam", **kw)
+
+
+def validator(camera: CameraConfig | None = None, **cfg) -> Validator:
+    return Validator(ValidatorConfig(**cfg), NAMES, [camera or cam()], keep_alerts=True)
+
+
+def test_a_steady_person_raises_one_object_alert_with_every_rule_recorded() -> None:
+    v = validator()
+    run(v, 30, {1: (0.8, walker(100, 100))})
+    [alert] = v.alerts
+    assert (alert.type.value, alert.level, alert.status.value, alert.class_name) == ("object", "BASIC", "raised", "person")
+    assert [r.rule for r in alert.rules] == ["ConfidenceThresholdRule", "TemporalConsistencyRule",
+                                             "SpatialCoherenceRule", "ContextualValidationRule", "BehaviorAnalysisRule"]
+    assert [r.level for r in alert.rules] == ["BASIC", "INTERMEDIATE", "INTERMEDIATE", "ADVANCED", "ADVANCED"]
+    assert all(r.passed and r.reason for r in alert.rules)
+    assert alert.time_to_alert_s == pytest.approx(0.2)  # third observation: persistence 3 of 5
+    assert alert.id == "cam-e0-t1-object"
+
+
+def reason(v: Validator, track: int) -> str:
+    """Why the (live) track has not alerted: the first failing rule's reason."""
+    return v._tracks[("cam", 0, track)].reason
+
+
+def test_first_failing_level_stops_the_alert() -> None:
+    v = validator()
+    run(v, 30, {1: (0.2, walker(100, 100))})  # below the person threshold: BASIC fails
+    assert reason(v, 1) == "person 0.20 < 0.35"
+    jumpy = lambda i: (100 + (i % 2) * 300, 100, 130 + (i % 2) * 300, 180)  # noqa: E731  teleports every frame
+    run(v, 30, {2: (0.8, jumpy)}, start=30)
+    assert reason(v, 2).startswith("TemporalConsistencyRule:") and "steps smooth" in reason(v, 2)
+    wide = lambda i: (100 + i, 100, 260 + i, 140)  # noqa: E731  a 'person' four times wider than tall
+    run(v, 30, {3: (0.8, wide)}, start=60)
+    assert reason(v, 3).startswith("SpatialCoherenceRule: h/w 0.25 outside [0.8, 6]")
+    assert v.alerts == []
+
+
+def test_perspective_model_rejects_a_box_too_small_for_its_place() -> None:
+    v = validator(perspective_min_samples=30)
+    # people near the bottom are tall, near the top short: h = 20 + 0.25 y (pixels)
+    for tid, y in enumerate((120, 200, 280, 330), start=1):
+        h = 20 + 0.25 * (y + 40)
+        run(v, 40, {tid: (0.8, walker(50 + 100 * tid, y - 40, vx=0.5, h=h, w=h / 2.5))}, start=tid * 50)
+    assert len(v.alerts) == 4 and v.scene("cam").perspective.fits
+    run(v, 20, {9: (0.8, walker(300, 312, vx=0.5, h=18, w=7))}, start=300)  # a toy-sized 'person' up front
+    assert len(v.alerts) == 4
+    assert "the height expected at its place" in reason(v, 9)
+
+
+ZONE = {"name": "yard", "polygon": [[0.5, 0.0], [1.0, 0.0], [1.0, 1.0], [0.5, 1.0]]}
+
+
+def test_intrusion_zone_only_with_object_alerts_off() -> None:
+    v = validator(cam(zones=[ZONE | {"kind": "intrusion", "classes": ["person"]}], rules={"object_classes": []}))
+    run(v, 60, {1: (0.8, walker(200, 100, vx=3))})  # walks from x=200 into the yard (x >= 300) at frame ~34
+    run(v, 20, {2: (0.8, walker(20, 200, vx=0.5))}, start=60)  # stays outside
+    [alert] = v.alerts
+    assert (alert.type.value, alert.zone, alert.level, alert.track_id) == ("intrusion", "yard", "ADVANCED", 1)
+    assert alert.time_to_alert_s > 2.5  # when it entered, not when it was first seen
+
+
+def test_mask_zone_and_watch_zone_threshold() -> None:
+    v = validator(cam(zones=[ZONE | {"kind": "mask"},
+                             {"name": "gate", "polygon": [[0, 0], [0.4, 0], [0.4, 1], [0, 1]], "min_confidence": 0.7}]))
+    run(v, 20, {1: (0.9, walker(400, 100, vx=0.5))})  # in the mask
+    assert reason(v, 1) == "ContextualValidationRule: inside mask 'yard'"
+    run(v, 20, {2: (0.5, walker(50, 100, vx=0.5))}, start=20)  # in the gate, below its threshold
+    assert "< zone 'gate''s 0.70" in reason(v, 2)
+    run(v, 20, {3: (0.8, walker(60, 100, vx=0.5))}, start=40)  # in the gate, above
+    assert [(a.track_id, a.zone) for a in v.alerts] == [(3, "gate")]
+
+
+def test_loitering_line_crossing_and_running() -> None:
+    line = {"name": "kerb", "start": [0.5, 0.0], "end": [0.5, 1.0], "direction": "in"}
+    v = validator(cam(zones=[ZONE | {"kind": "loitering", "loiter_s": 3.0}], lines=[line],
+                      rules={"object_classes": [], "running_speed": 2.0}))
+    run(v, 60, {1: (0.8, walker(400, 100, vx=0.2))})  # stands in the yard for 6 s
+    run(v, 40, {2: (0.8, walker(250, 250, vx=2.0))}, start=60)  # walks across the line left to right
+    run(v, 40, {3: (0.8, walker(350, 150, vx=-2.0))}, start=100)  # right to left
+    run(v, 40, {4: (0.8, walker(40, 300, vx=25.0, w=25))}, start=140)  # 25 px/frame = 3 heights/s
+    got = [(a.track_id, a.type.value, a.zone or a.line, a.direction) for a in v.alerts]
+    assert (1, "loitering", "yard", None) in got
+    assert abs(v.alerts[0].time_to_alert_s - 3.0) < 0.25
+    crossings = [g for g in got if g[1] == "line_crossing"]
+    assert crossings == [(2, "line_crossing", "kerb", "in"), (4, "line_crossing", "kerb", "in")]  # not 3's "out"
+    v2 = validator()
+    run(v2, 20, {4: (0.8, walker(40, 300, vx=25.0, w=25))})
+    [fast] = v2.alerts
+    assert fast.behaviors == ["running"] and fast.level == "ADVANCED"
+
+
+def test_one_alert_per_track_and_zone_cooldown() -> None:
+    v = validator(cam(zones=[ZONE | {"kind": "intrusion", "cooldown_s": 5.0}], rules={"object_classes": []}))
+    run(v, 30, {1: (0.8, walker(400, 100, vx=0.2)), 2: (0.8, walker(450, 250, vx=0.2))})  # two at once
+    run(v, 30, {3: (0.8, walker(400, 100, vx=0.2))}, start=100)  # 7 s later
+    got = [(a.track_id, a.status.value) for a in v.alerts]
+    assert got == [(1, "raised"), (2, "suppressed"), (3, "raised")]
+    assert "cooldown" in v.alerts[1].reason
+    assert v.counts()["cam"]["alerts"] == {"raised:intrusion": 2, "suppressed:intrusion": 1}
+
+
+def test_camera_schedule_arms_object_alerts() -> None:
+    tz = ZoneInfo("UTC")
+    night = {"schedule": [{"start": "22:00", "end": "06:00"}]}
+    v = validator(cam(rules=night), timezone="UTC")
+    t0 = dt.datetime(2027, 1, 4, 12, 0, tzinfo=tz).timestamp()  # Monday noon: disarmed
+    for i in range(20):
+        v.process(frame(i, [(1, 0.8, walker(100, 100)(i))], t0=t0))
+    assert v.alerts == []
+    t1 = dt.datetime(2027, 1, 4, 23, 0, tzinfo=tz).timestamp()
+    for i in range(20, 40):
+        v.process(frame(i, [(2, 0.8, walker(100, 100)(i))], t0=t1))
+    assert [a.track_id for a in v.alerts] == [2]
+
+
+@pytest.mark.parametrize(("day", "hhmm", "expected"), [
+    (0, "21:59", False), (0, "22:00", True), (0, "23:59", True), (1, "05:59", True), (1, "06:00", False),
+    (6, "23:00", False), (0, "03:00", False),  # Sunday night is not in the window; Monday 03:00 belongs to Sunday
+])
+def test_schedule_windows_wrap_midnight(day: int, hhmm: str, expected: bool) -> None:
+    window = ScheduleWindow(days=["mon", "tue", "wed", "thu", "fri"], start="22:00", end="06:00")
+    h, m = map(int, hhmm.split(":"))
+    at = dt.datetime(2027, 1, 4 + day, h, m, tzinfo=ZoneInfo("UTC")).timestamp()  # 2027-01-04 is a Monday
+    assert armed([window], at, ZoneInfo("UTC")) is expected
+    assert armed([], at, ZoneInfo("UTC"))
