@@ -51,6 +51,7 @@ bench: setup system-deps
 	$(BIN)/python -m benchmarks.levers --cameras 16
 	$(BIN)/python -m benchmarks.transport
 	$(BIN)/python -m benchmarks.scaleout
+	$(BIN)/python -m benchmarks.alert_quality
 
 # The peer load test: N live RTSP cameras, ultralytics' .streams mode vs surveillance-ray run (~40 min).
 bench-peers: setup system-deps

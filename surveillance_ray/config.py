@@ -400,6 +400,12 @@ class ValidatorConfig(_Strict):
     confirm_frames: int = Field(3, ge=1, le=1000, description=(
         "Observations passing BASIC a track needs within the window before it can alert (persistence)."))
     confirm_window: int = Field(5, ge=1, le=1000, description="Window (observations) for persistence.")
+    min_median_score: float = Field(0.5, ge=0.0, le=1.0, description=(
+        "The median confidence of the track's last smooth_window observations must reach this (one good "
+        "frame among poor ones is not a person; measured: real person tracks here have medians >= 0.68)."))
+    min_class_share: float = Field(0.7, ge=0.0, le=1.0, description=(
+        "Share of the track's observations that must carry its class (a tracker's track can flicker "
+        "between classes, e.g. a car detected as a person in a few frames)."))
     smooth_window: int = Field(10, ge=2, le=1000, description="Recent observations checked for smooth motion.")
     max_size_change: float = Field(1.6, gt=1.0, le=100, description=(
         "Largest plausible change of box height between consecutive observations (ratio)."))
@@ -409,8 +415,10 @@ class ValidatorConfig(_Strict):
     min_smooth_frac: float = Field(0.7, ge=0.0, le=1.0, description=(
         "Share of recent steps that must be plausible (size and motion) for the track to pass."))
     aspect_ranges: dict[str, tuple[float, float]] = Field(
-        default_factory=lambda: {"person": (0.8, 6.0)}, description=(
-            "Plausible box height/width per class [low, high]; classes not listed are not checked."))
+        default_factory=lambda: {"person": (1.2, 6.0)}, description=(
+            "Plausible box height/width per class [low, high] (median of the last 5 boxes away from the frame's "
+            "edge); classes not listed are not checked. Measured here: real person tracks 2.0-3.0; 1.2 leaves "
+            "room for people sitting or on bicycles."))
     perspective_tolerance: float = Field(2.5, gt=1.0, le=100, description=(
         "A box may be this many times larger or smaller than the camera's perspective model predicts at its "
         "place in the frame (the model is fitted online from alerted tracks of the class)."))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 
@@ -65,6 +65,8 @@ class TrackHistory:
     conf_sq: float = 0.0
     conf_min: float = 1.0
     conf_max: float = 0.0
+    class_votes: Counter[tuple[int, str]] = field(default_factory=Counter)  # (class id, name) -> observations
+    class_name: str = ""  # the class most of its observations have (a tracker's track may flicker)
     zone_since: dict[str, float] = field(default_factory=dict)  # zone -> when the track entered it
     alerted: set[str] = field(default_factory=set)  # alert keys raised (or suppressed) for this track
     confirmed: bool = False  # track events: track_started was emitted
@@ -79,7 +81,8 @@ class TrackHistory:
     def add(self, obs: Observation, basic_passed: bool) -> None:
         self.recent.append(obs)
         self.basic.append(basic_passed)
-        self.class_id = obs.class_id
+        self.class_votes[(obs.class_id, obs.class_name)] += 1
+        (self.class_id, self.class_name), _ = self.class_votes.most_common(1)[0]
         self.last_seen_at, self.last_t, self.last_frame_id = obs.captured_at, obs.t, obs.frame_id
         self.observations += 1
         self.basic_passes += basic_passed
@@ -91,6 +94,16 @@ class TrackHistory:
     @property
     def last(self) -> Observation:
         return self.recent[-1]
+
+    @property
+    def class_share(self) -> float:
+        """Share of the observations that have the track's class."""
+        return self.class_votes[(self.class_id, self.class_name)] / max(1, self.observations)
+
+    def median_score(self, last: int) -> float:
+        scores = sorted(o.confidence for o in list(self.recent)[-last:])
+        n = len(scores)
+        return (scores[(n - 1) // 2] + scores[n // 2]) / 2 if n else 0.0
 
     @property
     def duration_s(self) -> float:

@@ -156,11 +156,19 @@ class TemporalConsistencyRule:
             return RuleResult(self.name, self.level, False, passes / c.confirm_frames,
                               f"passed BASIC in {passes} of the last {len(track.basic)} observations "
                               f"(needs {c.confirm_frames})")
+        if track.class_share < c.min_class_share:
+            return RuleResult(self.name, self.level, False, track.class_share,
+                              f"{track.class_share:.0%} of its observations are {track.class_name} "
+                              f"(needs {c.min_class_share:.0%})")
+        median = track.median_score(c.smooth_window)
+        if median < c.min_median_score:
+            return RuleResult(self.name, self.level, False, median,
+                              f"median score {median:.2f} < {c.min_median_score:.2f}")
         smooth, steps = self.smoothness(track)
         passed = smooth >= c.min_smooth_frac
         return RuleResult(self.name, self.level, passed, smooth,
-                          f"persistent ({passes}/{len(track.basic)}); {smooth:.0%} of {steps} steps smooth"
-                          + ("" if passed else f" (needs {c.min_smooth_frac:.0%})"))
+                          f"persistent ({passes}/{len(track.basic)}), median score {median:.2f}; {smooth:.0%} of "
+                          f"{steps} steps smooth" + ("" if passed else f" (needs {c.min_smooth_frac:.0%})"))
 
 
 class SpatialCoherenceRule:
@@ -178,12 +186,13 @@ class SpatialCoherenceRule:
         recent = list(inp.track.recent)[-5:]
         aspect = float(np.median([o.height / o.width for o in recent]))
         reasons = [f"h/w {aspect:.2f}"]
-        bounds = c.aspect_ranges.get(obs.class_name)
+        track = inp.track
+        bounds = c.aspect_ranges.get(track.class_name)
         if bounds and not obs.at_edge(c.edge_margin_frac) and not bounds[0] <= aspect <= bounds[1]:
             return RuleResult(self.name, self.level, False, aspect,
-                              f"h/w {aspect:.2f} outside [{bounds[0]:g}, {bounds[1]:g}] for {obs.class_name}")
+                              f"h/w {aspect:.2f} outside [{bounds[0]:g}, {bounds[1]:g}] for {track.class_name}")
         frame_h = obs.frame_shape[0]
-        expected = inp.scene.perspective.expected(obs.class_id, obs.xyxy[3] / frame_h)
+        expected = inp.scene.perspective.expected(track.class_id, obs.xyxy[3] / frame_h)
         if expected is None:
             return RuleResult(self.name, self.level, True, 1.0, "; ".join(reasons + ["no perspective model yet"]))
         ratio = (obs.height / frame_h) / max(expected, 1e-3)
@@ -206,7 +215,7 @@ class ContextualValidationRule:
 
     def evaluate(self, inp: RuleInput) -> RuleResult:
         cam, obs, track = inp.camera, inp.obs, inp.track
-        at, cls = obs.captured_at, obs.class_name
+        at, cls = obs.captured_at, track.class_name
         default = cam.rules.object_classes
         armed = [z for z in inp.zones if inp.scene.armed(z.schedule, at)]
         for zone in armed:
@@ -247,7 +256,7 @@ class BehaviorAnalysisRule:
 
     def evaluate(self, inp: RuleInput) -> RuleResult:
         cam, obs, track = inp.camera, inp.obs, inp.track
-        at, cls = obs.captured_at, obs.class_name
+        at, cls = obs.captured_at, track.class_name
         findings: list[Finding] = []
         notes: list[str] = []
         for zone in inp.zones:

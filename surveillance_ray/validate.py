@@ -120,7 +120,7 @@ class Validator:
         self._alerts(state, scene, basic, zones, crossings)
         if state.alerted and state.observations % 3 == 0 and not obs.at_edge(self.config.edge_margin_frac):
             h = obs.frame_shape[0]
-            scene.perspective.add(obs.class_id, obs.xyxy[3] / h, obs.height / h, obs.track_id)
+            scene.perspective.add(state.class_id, obs.xyxy[3] / h, obs.height / h, obs.track_id)
         # track events: a track is confirmed once it passed BASIC often enough (persistence)
         if not state.confirmed and sum(state.basic) >= self.config.confirm_frames:
             state.confirmed = True
@@ -163,7 +163,7 @@ class Validator:
     def _raise(self, state: TrackHistory, finding: Finding, results: list[RuleResult],
                behaviors: tuple[str, ...]) -> None:
         obs = state.last
-        scope = finding.zone or finding.line or f"class:{obs.class_name}"
+        scope = finding.zone or finding.line or f"class:{state.class_name}"
         kind = f"{finding.type.value}:{finding.direction or ''}"
         suppressed = self.cooldowns.suppressed(obs.stream_id, scope, kind, obs.t, finding.cooldown_s)
         level = finding.level
@@ -172,7 +172,7 @@ class Validator:
         alert = Alert(
             id=f"{obs.stream_id}-e{state.epoch}-t{state.track_id}-{finding.key}", camera=obs.stream_id,
             type=finding.type, level=level.name, status=AlertStatus.SUPPRESSED if suppressed else AlertStatus.RAISED,
-            track_id=state.track_id, epoch=state.epoch, class_id=obs.class_id, class_name=obs.class_name,
+            track_id=state.track_id, epoch=state.epoch, class_id=state.class_id, class_name=state.class_name,
             zone=finding.zone, line=finding.line, direction=finding.direction, behaviors=list(behaviors),
             first_seen_at=state.first_seen_at, last_seen_at=obs.captured_at, raised_at=obs.captured_at,
             time_to_alert_s=round(obs.t - state.first_t, 3),

@@ -1,0 +1,144 @@
+"""Labelled footage for judging alerts: sequences with ground truth, people-free clips, their track logs
+(the pipeline's detector and tracker run in-process) and which tracks are real.
+
+A track is real when it overlaps one ground-truth identity at IoU >= 0.5 in at least half of its frames.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import supervision as sv
+
+from surveillance_ray.capture import fit_to_model, image_quality
+from surveillance_ray.config import PETS_VIDEO, CameraConfig, TrackingConfig
+from surveillance_ray.evaluate import PETS_GT, PETS_GT_SCALE, load_mot_gt
+from surveillance_ray.messages import TrackedFrame
+from surveillance_ray.sources import open_source
+
+TrackKey = tuple[str, int, int]  # (stream, epoch, track)
+
+
+@dataclass
+class Sequence:
+    name: str
+    source: str  # video file or image-sequence folder
+    gt: dict[int, np.ndarray] | None  # frame index -> (N, 5) [id, x1, y1, x2, y2]; None: people-free footage
+    frames: int | None = None  # the part the ground truth covers (None: all)
+
+    @property
+    def negative(self) -> bool:
+        return self.gt is None
+
+    @property
+    def identities(self) -> set[int]:
+        return {int(i) for boxes in (self.gt or {}).values() for i in boxes[:, 0]}
+
+    def first_seen(self) -> dict[int, int]:
+        """Frame index where each identity first appears."""
+        first: dict[int, int] = {}
+        for frame in sorted(self.gt or {}):
+            for i in self.gt[frame][:, 0]:
+                first.setdefault(int(i), frame)
+        return first
+
+
+def labelled_sequences(assets: Path) -> list[Sequence]:
+    """Every sequence with person ground truth under the shared assets (PETS video + ``mot/``)."""
+    seqs = [Sequence("PETS09-S2L1", str(assets / PETS_VIDEO), load_mot_gt(assets / PETS_GT, scale=PETS_GT_SCALE),
+                     frames=269)]
+    mot = assets / "mot"
+    folders = [mot / n for n in ("PETS09-S3-MF1", "TUD-Campus", "SIwR-c6s1")]
+    folders += sorted((mot / "MOT17-mini" / "train").glob("MOT17-*"))
+    for folder in folders:
+        gt = _mot17_persons(folder / "gt" / "gt.txt") if folder.name.startswith("MOT17") else \
+            load_mot_gt(folder / "gt" / "gt.txt")
+        frames = len(list((folder / "img1").glob("*.jpg")))
+        seqs.append(Sequence(folder.name, str(folder), gt, frames=frames))
+    return seqs
+
+
+def negative_sequences(assets: Path) -> list[Sequence]:
+    """People-free footage: any person alert on it is false."""
+    root = assets / "negatives"
+    return [Sequence(p.stem if p.is_file() else p.name, str(p), None) for p in sorted(root.iterdir())
+            if p.is_dir() or p.suffix in (".avi", ".mp4")]
+
+
+def _mot17_persons(path: Path) -> dict[int, np.ndarray]:
+    """MOT17 gt: class 1 (pedestrian) with the consider flag set."""
+    gt: dict[int, list[list[float]]] = defaultdict(list)
+    for line in path.read_text().splitlines():
+        f = line.split(",")
+        if int(float(f[6])) == 0 or int(float(f[7])) != 1:
+            continue
+        frame, tid, left, top, w, h = (float(v) for v in f[:6])
+        gt[int(frame) - 1].append([tid, left, top, left + w, top + h])
+    return {k: np.asarray(v) for k, v in gt.items()}
+
+
+def track_log(seq: Sequence, detector: Any, tracking: TrackingConfig, imgsz: int) -> tuple[list[dict], float]:
+    """Detector and ByteTrack over the sequence exactly as an ingest actor runs them; (track-log rows, fps)."""
+    from surveillance_ray.track import StreamTracker
+
+    camera = CameraConfig(id=seq.name[:64], source=seq.source, realtime=False)
+    source = open_source(camera)
+    source.open()
+    tracker = StreamTracker(tracking, frame_rate=source.fps)
+    rows, index = [], 0
+    try:
+        while seq.frames is None or index < seq.frames:
+            got = source.read()
+            if got is None:
+                break
+            image, media_time = got
+            small, scale = fit_to_model(image, imgsz)
+            luma, sharpness = image_quality(small)
+            dets = detector.detect([small])[0]
+            if scale != 1.0:
+                dets = dets.scaled(1.0 / scale)
+            t = media_time if media_time is not None else index / source.fps
+            tracks = tracker.update(dets, timestamp=t)
+            frame = TrackedFrame(camera.id, index, index, t, 0, (image.shape[0], image.shape[1]), dets, tracks,
+                                 t, luma, sharpness)
+            rows.append(frame.to_log())
+            index += 1
+    finally:
+        source.close()
+    return rows, source.fps
+
+
+def track_boxes(rows: Iterable[dict], class_id: int = 0) -> dict[TrackKey, dict[int, np.ndarray]]:
+    """Per track of a class: source frame index -> box."""
+    out: dict[TrackKey, dict[int, np.ndarray]] = defaultdict(dict)
+    for row in rows:
+        for x1, y1, x2, y2, _conf, cls, tid in row["tracks"]:
+            if int(cls) == class_id:
+                out[(row["stream_id"], row["epoch"], int(tid))][row["source_index"]] = np.array([x1, y1, x2, y2])
+    return out
+
+
+def label_tracks(rows: list[dict], seq: Sequence, iou: float = 0.5, min_share: float = 0.5,
+                 class_id: int = 0) -> dict[TrackKey, int | None]:
+    """Each track of the class → the gt identity it follows, or None (a false track)."""
+    labels: dict[TrackKey, int | None] = {}
+    for key, boxes in track_boxes(rows, class_id).items():
+        votes: Counter[int] = Counter()
+        for frame, box in boxes.items():
+            gt = (seq.gt or {}).get(frame)
+            if gt is None or len(gt) == 0:
+                continue
+            ious = sv.box_iou_batch(box[None, :], gt[:, 1:])[0]
+            best = int(np.argmax(ious))
+            if ious[best] >= iou:
+                votes[int(gt[best, 0])] += 1
+        if votes:
+            identity, n = votes.most_common(1)[0]
+            labels[key] = identity if n >= min_share * len(boxes) else None
+        else:
+            labels[key] = None
+    return labels
