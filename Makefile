@@ -11,7 +11,7 @@ GST_PKGS := gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0
 export YOLO_OFFLINE ?= 1
 export YOLO_AUTOINSTALL ?= False
 
-.PHONY: setup run test unit system-deps bench bench-peers serve-config clean
+.PHONY: setup run test unit system-deps bench bench-peers serve-config train-validator clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,10 @@ bench: setup system-deps
 # The peer load test: N live RTSP cameras, ultralytics' .streams mode vs surveillance-ray run (~40 min).
 bench-peers: setup system-deps
 	$(BIN)/python -m benchmarks.peers --cameras 4 8 12 16 --duration 60 --imgsz 320
+
+# Retrain the shipped false-positive ensemble on the shared assets' labelled footage (~1 min).
+train-validator: setup
+	$(BIN)/surveillance-ray train-validator --out surveillance_ray/models/fp-ensemble.joblib
 
 serve-config: setup
 	SURVEILLANCE_CONFIG=deployments/cluster-settings.yaml $(BIN)/serve build deployments.app:app -o serve_config.yaml

@@ -62,6 +62,15 @@ def main(argv: list[str] | None = None) -> int:
     rep = sub.add_parser("replay", help="re-validate a run's track log; prints the events as JSON lines")
     rep.add_argument("run_dir", help="a run directory holding config.json and tracks.jsonl")
     rep.add_argument("--alerts", action="store_true", help="print the alerts instead of the events")
+    tr = sub.add_parser("train-validator", help="train the false-positive ensemble on labelled footage")
+    tr.add_argument("--mot", action="append", default=[], metavar="DIR",
+                    help="a sequence in MOTChallenge layout (img1/, gt/gt.txt); repeat for more")
+    tr.add_argument("--negative", action="append", default=[], metavar="PATH",
+                    help="people-free footage (video or image folder): its person tracks are all false")
+    tr.add_argument("--imgsz", type=int, default=640, help="detector size for the track logs")
+    tr.add_argument("--out", default="models/fp-ensemble.joblib", help="model file (its .card.json goes beside it)")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--refresh", action="store_true", help="re-run the detector instead of cached track logs")
     al = sub.add_parser("alerts", help="list a run's alerts (from its alert store)")
     al.add_argument("run_dir", help="a run directory holding alerts.db")
     al.add_argument("--all", action="store_true", help="also the alerts suppressed by cooldowns")
@@ -75,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         return _replay(Path(args.run_dir), args.alerts)
     if args.command == "alerts":
         return _alerts(Path(args.run_dir), args.all, args.json)
+    if args.command == "train-validator":
+        return _train(args)
     try:
         settings = _settings(args)
     except ConfigError as exc:
@@ -103,6 +114,24 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     states = [s["state"] for s in result.summary["streams"].values()]
     return 1 if states and all(s == "failed" for s in states) else 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from surveillance_ray.training import clips_from, train_validator
+
+    try:
+        clips = clips_from(args.mot, args.negative, args.imgsz, args.refresh)
+    except ValueError as exc:
+        print(f"train-validator error: {exc}", file=sys.stderr)
+        return 2
+    card = train_validator(clips, Path(args.out), seed=args.seed, imgsz=args.imgsz)
+    data = card["data"]
+    print(f"trained on {data['samples']} candidate observations ({data['false_samples']} false) of "
+          f"{sum(c['tracks'] for c in data['clips'])} tracks from {len(clips)} clips in {card['trained_s']} s")
+    for name, m in card["leave_one_sequence_out"].items():
+        print(f"  held out {name}: " + ", ".join(f"{k} {v}" for k, v in m.items()))
+    print(f"wrote {args.out} and its model card")
+    return 0
 
 
 def _alerts(run_dir: Path, show_all: bool, as_json: bool) -> int:

@@ -375,6 +375,12 @@ class TrackingConfig(_Strict):
         "Detections above this go to the first association stage."))
 
 
+def _default_ensemble() -> str | None:
+    from surveillance_ray.ensemble import DEFAULT_MODEL
+
+    return str(DEFAULT_MODEL) if DEFAULT_MODEL.is_file() else None
+
+
 class ValidatorConfig(_Strict):
     """Alert validation: rules in four levels (BASIC, INTERMEDIATE, ADVANCED, CRITICAL), run in order."""
 
@@ -424,6 +430,14 @@ class ValidatorConfig(_Strict):
         "place in the frame (the model is fitted online from alerted tracks of the class)."))
     perspective_min_samples: int = Field(40, ge=3, le=100_000, description=(
         "Observations (from at least 3 alerted tracks) before the perspective model is used."))
+    # CRITICAL: FalsePositivePredictionRule
+    ensemble_model: str | None = Field(default_factory=_default_ensemble, description=(
+        "The false-positive ensemble (a joblib file with its .card.json; default: the one shipped, trained "
+        "on the shared assets' labelled sequences). None: no CRITICAL level."))
+    fp_threshold: float = Field(0.7, ge=0.0, le=1.0, description=(
+        "A track the ensemble gives a false-positive probability above this does not alert."))
+    ensemble_every: int = Field(5, ge=1, le=1000, description=(
+        "A track the ensemble rejected is asked again after this many more observations."))
     # ADVANCED: ContextualValidationRule, BehaviorAnalysisRule
     timezone: str | None = Field(None, description=(
         "IANA time zone of the schedules (e.g. Europe/Paris); None: the machine's local time."))
@@ -439,6 +453,13 @@ class ValidatorConfig(_Strict):
         for name, (low, high) in self.aspect_ranges.items():
             if not 0 < low < high:
                 raise ValueError(f"validator.aspect_ranges[{name!r}]: need 0 < low < high, got [{low}, {high}]")
+        if self.ensemble_model is not None:
+            from surveillance_ray.ensemble import EnsembleError, check_model_file
+
+            try:
+                check_model_file(Path(self.ensemble_model))
+            except EnsembleError as exc:
+                raise ValueError(f"validator.ensemble_model: {exc}") from None
         if self.timezone is not None:
             from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 

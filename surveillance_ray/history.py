@@ -69,6 +69,8 @@ class TrackHistory:
     class_name: str = ""  # the class most of its observations have (a tracker's track may flicker)
     zone_since: dict[str, float] = field(default_factory=dict)  # zone -> when the track entered it
     alerted: set[str] = field(default_factory=set)  # alert keys raised (or suppressed) for this track
+    fp_at: int = -1  # observations when the ensemble last judged it
+    fp_probability: float = -1.0
     confirmed: bool = False  # track events: track_started was emitted
     last_event_at: float = 0.0
     reason: str = ""

@@ -275,7 +275,7 @@ class IngestActor:
         s.fps_analysed = round(s.frames_analysed / s.elapsed_s, 2) if s.elapsed_s > 0 else 0.0
         s.latency_ms = cam.latency.percentiles()
         s.latency_hist = cam.latency.to_sparse()
-        return s.as_dict()
+        return s.as_dict() | {"at_detector": cam.inflight}
 
 
 IngestActorRemote = ray.remote(num_cpus=0, max_restarts=0)(IngestActor)

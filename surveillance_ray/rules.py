@@ -6,6 +6,7 @@ INTERMEDIATE  TemporalConsistencyRule   persistence, smooth motion and size over
               SpatialCoherenceRule      aspect ratio per class, size plausible for the place (perspective)
 ADVANCED      ContextualValidationRule  masks, zones with their classes/thresholds/schedules, time of day
               BehaviorAnalysisRule      loitering, line crossing with direction, running
+CRITICAL      FalsePositivePredictionRule  the ML ensemble's probability that the track is false
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 
 from surveillance_ray.alerts import AlertType
 from surveillance_ray.config import CameraConfig, LineConfig, ValidatorConfig, ZoneConfig
+from surveillance_ray.ensemble import EnsembleModel, track_features
 from surveillance_ray.history import Observation, TrackHistory
 from surveillance_ray.messages import AlertLevel
 from surveillance_ray.scene import CameraScene
@@ -279,12 +281,36 @@ class BehaviorAnalysisRule:
                           behaviors=behaviors)
 
 
+class FalsePositivePredictionRule:
+    """The ensemble's probability that the track is a false positive must not exceed ``fp_threshold``.
+    A track it rejects is asked again every ``ensemble_every`` observations (more history, new answer)."""
+
+    name = "FalsePositivePredictionRule"
+    level = AlertLevel.CRITICAL
+
+    def __init__(self, config: ValidatorConfig, model: EnsembleModel) -> None:
+        self.config = config
+        self.model = model
+
+    def evaluate(self, inp: RuleInput) -> RuleResult:
+        track, c = inp.track, self.config
+        if track.fp_at < 0 or track.observations - track.fp_at >= c.ensemble_every:
+            track.fp_probability = self.model.fp_probability(track_features(track, c.edge_margin_frac))
+            track.fp_at = track.observations
+        p = track.fp_probability
+        passed = p <= c.fp_threshold
+        return RuleResult(self.name, self.level, passed, p,
+                          f"false-positive probability {p:.2f} {'<=' if passed else '>'} {c.fp_threshold:.2f}")
+
+
 def _level(name: str | None, default: AlertLevel) -> AlertLevel:
     return AlertLevel[name] if name else default
 
 
-def default_rules(config: ValidatorConfig) -> list[Rule]:
+def default_rules(config: ValidatorConfig, ensemble: EnsembleModel | None = None) -> list[Rule]:
     """The rules in level order (stable within a level: contextual before behaviour)."""
     rules: list[Rule] = [ConfidenceThresholdRule(config), TemporalConsistencyRule(config),
                          SpatialCoherenceRule(config), ContextualValidationRule(), BehaviorAnalysisRule()]
+    if ensemble is not None:
+        rules.append(FalsePositivePredictionRule(config, ensemble))
     return sorted(rules, key=lambda r: r.level)

@@ -123,8 +123,12 @@ def track_boxes(rows: Iterable[dict], class_id: int = 0) -> dict[TrackKey, dict[
 
 
 def label_tracks(rows: list[dict], seq: Sequence, iou: float = 0.5, min_share: float = 0.5,
-                 class_id: int = 0) -> dict[TrackKey, int | None]:
-    """Each track of the class → the gt identity it follows, or None (a false track)."""
+                 class_id: int = 0, one_identity: bool = True) -> dict[TrackKey, int | None]:
+    """Each track of the class → the gt identity it follows, or None (a false track).
+
+    ``one_identity``: real when one identity is matched in >= ``min_share`` of its frames (training
+    labels); else when any gt person is (an alert about a person, credited to the identity most matched).
+    """
     labels: dict[TrackKey, int | None] = {}
     for key, boxes in track_boxes(rows, class_id).items():
         votes: Counter[int] = Counter()
@@ -138,7 +142,51 @@ def label_tracks(rows: list[dict], seq: Sequence, iou: float = 0.5, min_share: f
                 votes[int(gt[best, 0])] += 1
         if votes:
             identity, n = votes.most_common(1)[0]
-            labels[key] = identity if n >= min_share * len(boxes) else None
+            matched = n if one_identity else sum(votes.values())
+            labels[key] = identity if matched >= min_share * len(boxes) else None
         else:
             labels[key] = None
     return labels
+
+
+@dataclass
+class Clip:
+    """A sequence with its track log and its tracks' labels."""
+
+    seq: Sequence
+    rows: list[dict]
+    fps: float
+    labels: dict[TrackKey, int | None]  # one identity in >= half the frames (training)
+    alert_labels: dict[TrackKey, int | None]  # any gt person in >= half the frames (is an alert true)
+
+    @property
+    def hours(self) -> float:
+        return len(self.rows) / self.fps / 3600
+
+
+def load_clips(sequences: list[Sequence], imgsz: int, refresh: bool = False, cache: Path | None = None) -> list[Clip]:
+    """Track logs of ``sequences`` (the default detector and tracker, cached per sequence and imgsz)."""
+    import json
+    import os
+    import time
+
+    from surveillance_ray.config import DetectorConfig
+    from surveillance_ray.detect import Detector
+
+    cache = cache or Path(os.environ.get("SURVEILLANCE_CACHE", Path.home() / ".cache" / "surveillance-ray")) / "tracklogs"
+    detector, clips = None, []
+    for seq in sequences:
+        path = cache / f"{seq.name}-{imgsz}.json"
+        if path.is_file() and not refresh:
+            data = json.loads(path.read_text())
+        else:
+            detector = detector or Detector(DetectorConfig(imgsz=imgsz))
+            t0 = time.perf_counter()
+            rows, fps = track_log(seq, detector, TrackingConfig(), imgsz)
+            print(f"{seq.name}: {len(rows)} frames tracked in {time.perf_counter() - t0:.1f} s")
+            data = {"rows": rows, "fps": fps, "source": seq.source}
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(data))
+        clips.append(Clip(seq, data["rows"], data["fps"], label_tracks(data["rows"], seq),
+                          label_tracks(data["rows"], seq, one_identity=False)))
+    return clips

@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+import numpy as np
 import ray
 
 from surveillance_ray.alerts import Alert, AlertStatus, AlertStore, AlertType, Cooldowns
 from surveillance_ray.config import CameraConfig, ValidatorConfig
+from surveillance_ray.ensemble import EnsembleModel, load_model, track_features
 from surveillance_ray.history import Observation, TrackHistory
 from surveillance_ray.messages import AlertLevel, Event, EventKind, TrackedFrame, Verdict
 from surveillance_ray.rules import ConfidenceThresholdRule, Finding, RuleInput, RuleResult, default_rules
@@ -47,12 +49,18 @@ class Validator:
 
     def __init__(self, config: ValidatorConfig, class_names: dict[int, str],
                  cameras: Iterable[CameraConfig] = (), record_tracks: bool = False,
-                 run_dir: str | Path | None = None, keep_alerts: bool = False) -> None:
+                 run_dir: str | Path | None = None, keep_alerts: bool = False,
+                 ensemble: EnsembleModel | None = None, collect: int = 0) -> None:
+        """``ensemble``: use this model instead of ``config.ensemble_model`` (cross-validation);
+        ``collect``: record the features of up to this many candidate observations per track (training)."""
         self.config = config
         self.class_names = {int(k): v for k, v in class_names.items()}
         self.cameras = {c.id: c for c in cameras}
+        if ensemble is None and config.ensemble_model and not collect:
+            ensemble = load_model(Path(config.ensemble_model))  # refuses to start rather than pass everything
+        self.ensemble = None if collect else ensemble
         self.basic = ConfidenceThresholdRule(config)
-        self.rules = [r for r in default_rules(config) if r.level > AlertLevel.BASIC]
+        self.rules = [r for r in default_rules(config, self.ensemble) if r.level > AlertLevel.BASIC]
         self.levels = sorted({r.level for r in self.rules})
         self.record_tracks = record_tracks
         self.store = AlertStore(Path(run_dir)) if run_dir is not None else None
@@ -64,6 +72,9 @@ class Validator:
         self._outbox_events: list[dict[str, Any]] = []
         self._outbox_tracks: list[dict[str, Any]] = []
         self._kept_alerts: list[Alert] | None = [] if keep_alerts else None
+        self.collect = collect
+        self.candidates: list[tuple[tuple[str, int, int], np.ndarray]] = []
+        self._collected: dict[tuple[str, int, int], int] = {}
 
     def scene(self, stream_id: str) -> CameraScene:
         scene = self._scenes.get(stream_id)
@@ -136,7 +147,9 @@ class Validator:
     def _alerts(self, state: TrackHistory, scene: CameraScene, basic: RuleResult, zones: list,
                 crossings: list) -> None:
         camera = scene.camera
-        if state.alerted and not camera.zones and not camera.lines:
+        key = (state.stream_id, state.epoch, state.track_id)
+        collecting = self._collected.get(key, 0) < self.collect
+        if state.alerted and not camera.zones and not camera.lines and not collecting:
             return  # its object alert is out and nothing else can alert here
         results = [basic]
         if not basic.passed:
@@ -155,6 +168,9 @@ class Validator:
             if failed is not None:
                 state.reason = f"{failed.rule}: {failed.reason}"
                 return
+        if collecting:
+            self.candidates.append((key, track_features(state, self.config.edge_margin_frac)))
+            self._collected[key] = self._collected.get(key, 0) + 1
         for finding in inp.findings:
             if finding.key not in state.alerted:
                 state.alerted.add(finding.key)
@@ -167,6 +183,7 @@ class Validator:
         kind = f"{finding.type.value}:{finding.direction or ''}"
         suppressed = self.cooldowns.suppressed(obs.stream_id, scope, kind, obs.t, finding.cooldown_s)
         level = finding.level
+        fp = next((r.score for r in results if r.level is AlertLevel.CRITICAL), None)
         if behaviors and finding.type is AlertType.OBJECT:
             level = max(level, AlertLevel.ADVANCED)
         alert = Alert(
@@ -177,7 +194,7 @@ class Validator:
             first_seen_at=state.first_seen_at, last_seen_at=obs.captured_at, raised_at=obs.captured_at,
             time_to_alert_s=round(obs.t - state.first_t, 3),
             frame_id=obs.frame_id, confidence=round(obs.confidence, 4), xyxy=tuple(round(v, 1) for v in obs.xyxy),
-            rules=[r.outcome() for r in results],
+            rules=[r.outcome() for r in results], fp_probability=None if fp is None else round(fp, 4),
             reason=f"within the {finding.cooldown_s:g} s cooldown of {scope}" if suppressed else "")
         if self.store is not None:
             self.store.add(alert)  # committed before it counts
@@ -255,12 +272,14 @@ ValidatorActor = ray.remote(num_cpus=0, max_restarts=0)(Validator)
 class Replay:
     events: list[dict[str, Any]]
     alerts: list[Alert]
+    candidates: list[tuple[tuple[str, int, int], np.ndarray]] = field(default_factory=list)
 
 
 def replay(rows: Iterable[dict[str, Any]], config: ValidatorConfig, class_names: dict[int, str],
-           cameras: Iterable[CameraConfig] = ()) -> Replay:
-    """Run a track log through a fresh validator; gives the events and alerts the run produced."""
-    validator = Validator(config, class_names, cameras, keep_alerts=True)
+           cameras: Iterable[CameraConfig] = (), ensemble: EnsembleModel | None = None, collect: int = 0) -> Replay:
+    """Run a track log through a fresh validator; gives the events and alerts the run produced (and,
+    with ``collect``, the features of its candidate observations: ``Replay.candidates``)."""
+    validator = Validator(config, class_names, cameras, keep_alerts=True, ensemble=ensemble, collect=collect)
     streams: list[str] = []
     for row in rows:
         frame = TrackedFrame.from_log(row)
@@ -269,4 +288,4 @@ def replay(rows: Iterable[dict[str, Any]], config: ValidatorConfig, class_names:
         validator.process(frame)
     for stream_id in streams:
         validator.finish_stream(stream_id)
-    return Replay(validator.drain()[0], validator.alerts)
+    return Replay(validator.drain()[0], validator.alerts, validator.candidates)

@@ -34,6 +34,10 @@ def test_detector_replica_killed_mid_run(ray_session: None, tmp_path: Path, asse
     log = settings.run.run_dir / "tracks.jsonl"
     assert wait_for(lambda: len(analysed_rows(log)) >= 60, timeout=90), "no frames analysed"
     [name] = replica_names()
+    [ingest] = [ray.get_actor(a["name"], namespace=a["namespace"])
+                for a in ray.util.list_named_actors(all_namespaces=True) if a["name"].startswith("ingest-")]
+    at_detector = lambda: sum(c["at_detector"] for c in ray.get(ingest.stats.remote())["cameras"].values())  # noqa: E731
+    assert wait_for(lambda: at_detector() > 0, timeout=30, interval=0.01)  # kill it with frames in flight
     killed_at = time.time()
     ray.kill(ray.get_actor(name, namespace="serve"), no_restart=True)
     runner.join(timeout=180)

@@ -123,7 +123,9 @@ def test_alerts_with_zones_are_committed_listed_and_replayed(ray_session: None, 
     types = {a["type"] for a in raised}
     assert {"object", "intrusion", "line_crossing"} <= types and all(a["class_name"] == "person" for a in raised)
     for a in raised:
-        assert [r["level"] for r in a["rules"]] == ["BASIC", "INTERMEDIATE", "INTERMEDIATE", "ADVANCED", "ADVANCED"]
+        assert [r["level"] for r in a["rules"]] == ["BASIC", "INTERMEDIATE", "INTERMEDIATE", "ADVANCED", "ADVANCED",
+                                                    "CRITICAL"]
+        assert a["fp_probability"] is not None and a["fp_probability"] <= 0.7
         assert all(r["passed"] for r in a["rules"]) and 0 <= a["time_to_alert_s"] < 10
         if a["type"] == "intrusion":  # its anchor (bottom centre) stands on the lawn
             assert a["xyxy"][3] >= 0.55 * 360 - 1  # the video is 480x360

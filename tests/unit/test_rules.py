@@ -52,9 +52,12 @@ def test_a_steady_person_raises_one_object_alert_with_every_rule_recorded() -> N
     [alert] = v.alerts
     assert (alert.type.value, alert.level, alert.status.value, alert.class_name) == ("object", "BASIC", "raised", "person")
     assert [r.rule for r in alert.rules] == ["ConfidenceThresholdRule", "TemporalConsistencyRule",
-                                             "SpatialCoherenceRule", "ContextualValidationRule", "BehaviorAnalysisRule"]
-    assert [r.level for r in alert.rules] == ["BASIC", "INTERMEDIATE", "INTERMEDIATE", "ADVANCED", "ADVANCED"]
+                                             "SpatialCoherenceRule", "ContextualValidationRule", "BehaviorAnalysisRule",
+                                             "FalsePositivePredictionRule"]  # the shipped ensemble, by default
+    assert [r.level for r in alert.rules] == ["BASIC", "INTERMEDIATE", "INTERMEDIATE", "ADVANCED", "ADVANCED",
+                                              "CRITICAL"]
     assert all(r.passed and r.reason for r in alert.rules)
+    assert alert.fp_probability == alert.rules[-1].score < 0.7
     assert alert.time_to_alert_s == pytest.approx(0.2)  # third observation: persistence 3 of 5
     assert alert.id == "cam-e0-t1-object"
 
