@@ -11,7 +11,7 @@ import enum
 import json
 import sqlite3
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -68,6 +68,8 @@ class Alert(BaseModel):
     rules: list[RuleOutcome]
     fp_probability: float | None = None
     reason: str = ""
+    stitched_tracks: list[int] = Field(default_factory=list, description=(
+        "later tracks of the same person (fragments the tracker split off), stitched to this alert"))
 
 
 class Cooldowns:
@@ -118,14 +120,22 @@ class AlertStore:
 
     def track_ended(self, alert_ids: list[str], last_seen_at: float) -> None:
         """The alerts' track ended: record when it was last seen."""
+        self._update(alert_ids, lambda r: r | {"last_seen_at": max(r["last_seen_at"], last_seen_at)})
+
+    def _update(self, alert_ids: list[str], change: Callable[[dict], dict]) -> None:
         with self._db:
             for alert_id in alert_ids:
                 row = self._db.execute("SELECT record FROM alerts WHERE id = ?", (alert_id,)).fetchone()
                 if row is None:
                     continue
-                record = json.loads(row[0]) | {"last_seen_at": last_seen_at}
+                record = change(json.loads(row[0]))
                 self._db.execute("UPDATE alerts SET last_seen_at = ?, record = ? WHERE id = ?",
-                                 (last_seen_at, json.dumps(record), alert_id))
+                                 (record["last_seen_at"], json.dumps(record), alert_id))
+
+    def stitched(self, alert_ids: list[str], track_id: int, last_seen_at: float) -> None:
+        """A later fragment of the same person continues these alerts."""
+        self._update(alert_ids, lambda r: r | {"stitched_tracks": [*r.get("stitched_tracks", []), track_id],
+                                               "last_seen_at": max(r["last_seen_at"], last_seen_at)})
 
     def close(self) -> None:
         self._jsonl.close()

@@ -438,6 +438,15 @@ class ValidatorConfig(_Strict):
         "A track the ensemble gives a false-positive probability above this does not alert."))
     ensemble_every: int = Field(5, ge=1, le=1000, description=(
         "A track the ensemble rejected is asked again after this many more observations."))
+    # one person, one alert: a new track that continues an alerted one (ByteTrack lost it) does not alert again
+    stitch_window_s: float = Field(4.0, ge=0, le=600, description=(
+        "A new track starting within this long after an alerted track of the camera was last seen may be its "
+        "continuation (0: never stitch)."))
+    stitch_distance: float = Field(2.0, gt=0, le=100, description=(
+        "...if it starts within this many box heights of where the lost track was heading,"))
+    stitch_size_ratio: float = Field(1.6, gt=1, le=100, description="...has a box height within this ratio,")
+    stitch_similarity: float = Field(0.8, ge=0, le=1, description=(
+        "...and colours this similar (Bhattacharyya coefficient of hue/saturation histograms, 1: the same)."))
     # ADVANCED: ContextualValidationRule, BehaviorAnalysisRule
     timezone: str | None = Field(None, description=(
         "IANA time zone of the schedules (e.g. Europe/Paris); None: the machine's local time."))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
+import numpy as np
+
 
 @dataclass(frozen=True, slots=True)
 class Observation:
@@ -23,6 +25,7 @@ class Observation:
     luma: float = -1.0
     sharpness: float = -1.0
     detections: int = 0  # detections in the frame (crowding)
+    appearance: np.ndarray | None = None  # colour descriptor (track.appearance)
 
     @property
     def height(self) -> float:
@@ -69,6 +72,9 @@ class TrackHistory:
     class_name: str = ""  # the class most of its observations have (a tracker's track may flicker)
     zone_since: dict[str, float] = field(default_factory=dict)  # zone -> when the track entered it
     alerted: set[str] = field(default_factory=set)  # alert keys raised (or suppressed) for this track
+    first_looks: list[np.ndarray] = field(default_factory=list)  # its first colour descriptors
+    alert_ids: list[str] = field(default_factory=list)  # its alerts (or those of the fragment it continues)
+    stitched_from: int | None = None  # the track it continues
     fp_at: int = -1  # observations when the ensemble last judged it
     fp_probability: float = -1.0
     confirmed: bool = False  # track events: track_started was emitted
@@ -88,6 +94,8 @@ class TrackHistory:
         self.last_seen_at, self.last_t, self.last_frame_id = obs.captured_at, obs.t, obs.frame_id
         self.observations += 1
         self.basic_passes += basic_passed
+        if obs.appearance is not None and len(self.first_looks) < 5:
+            self.first_looks.append(obs.appearance)
         c = obs.confidence
         self.conf_sum += c
         self.conf_sq += c * c
@@ -122,6 +130,30 @@ class TrackHistory:
                 del self.zone_since[name]
         for name in inside:
             self.zone_since.setdefault(name, at)
+
+    def looks(self, first: bool) -> np.ndarray | None:
+        """Mean colour descriptor of its first (or last) few observations, unit norm; None if unknown."""
+        vectors = self.first_looks if first else [o.appearance for o in list(self.recent)[-5:]
+                                                 if o.appearance is not None]
+        if not vectors:
+            return None
+        mean = np.mean(vectors, axis=0)
+        norm = float(np.linalg.norm(mean))
+        return mean / norm if norm > 0 else None
+
+    def velocity(self, span_s: float = 1.0) -> tuple[float, float]:
+        """Centre velocity over about the last ``span_s`` seconds, pixels per second."""
+        last = self.recent[-1]
+        first = last
+        for obs in reversed(self.recent):
+            if last.t - obs.t > span_s:
+                break
+            first = obs
+        dt = last.t - first.t
+        if dt <= 0:
+            return 0.0, 0.0
+        (x0, y0), (x1, y1) = first.centre, last.centre
+        return (x1 - x0) / dt, (y1 - y0) / dt
 
     def speed(self, span_s: float = 1.0) -> float:
         """Centre speed over about the last ``span_s`` seconds, in the track's box heights per second."""

@@ -184,7 +184,7 @@ class IngestActor:
         cam.epoch = frame.epoch
         if frame.scale != 1.0:
             detections = detections.scaled(1.0 / frame.scale)
-        tracks = cam.tracker.update(detections, timestamp=frame.media_time)
+        tracks = cam.tracker.update(detections, timestamp=frame.media_time, image=frame.image, scale=frame.scale)
         return TrackedFrame(frame.stream_id, frame.frame_id, frame.source_index, frame.captured_at, frame.epoch,
                             frame.original_shape, detections, tracks, frame.media_time, frame.luma,
                             frame.sharpness)

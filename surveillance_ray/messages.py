@@ -76,6 +76,7 @@ class Tracks:
     confidence: np.ndarray  # (N,) float32
     class_id: np.ndarray  # (N,) int32
     track_id: np.ndarray  # (N,) int64
+    appearance: np.ndarray | None = None  # (N, D) float32 colour descriptors (track.appearance), or None
 
     @classmethod
     def empty(cls) -> "Tracks":
@@ -111,6 +112,7 @@ class TrackedFrame:
             "detections": [[*map(_r, box), _r(c), int(k)] for box, c, k in zip(d.xyxy, d.confidence, d.class_id)],
             "tracks": [[*map(_r, box), _r(c), int(k), int(i)]
                        for box, c, k, i in zip(t.xyxy, t.confidence, t.class_id, t.track_id)],
+            "appearance": None if t.appearance is None else np.round(t.appearance, 2).tolist(),
             "media_time": round(self.media_time, 4), "luma": round(self.luma, 2),
             "sharpness": round(self.sharpness, 2),
         }
@@ -119,13 +121,16 @@ class TrackedFrame:
     def from_log(cls, row: dict[str, Any]) -> "TrackedFrame":
         dets = np.asarray(row["detections"], np.float64).reshape(-1, 6)
         trks = np.asarray(row["tracks"], np.float64).reshape(-1, 7)
+        looks = row.get("appearance")
         return cls(
             stream_id=row["stream_id"], frame_id=row["frame_id"], source_index=row["source_index"],
             captured_at=row["captured_at"], epoch=row["epoch"], frame_shape=tuple(row["frame_shape"]),
             detections=Detections(dets[:, :4].astype(np.float32), dets[:, 4].astype(np.float32),
                                   dets[:, 5].astype(np.int32)),
             tracks=Tracks(trks[:, :4].astype(np.float32), trks[:, 4].astype(np.float32),
-                          trks[:, 5].astype(np.int32), trks[:, 6].astype(np.int64)),
+                          trks[:, 5].astype(np.int32), trks[:, 6].astype(np.int64),
+                          None if looks is None else np.asarray(looks, np.float32).reshape(len(trks), -1)
+                          if len(trks) else np.zeros((0, 0), np.float32)),
             media_time=row.get("media_time", -1.0), luma=row.get("luma", -1.0),
             sharpness=row.get("sharpness", -1.0),
         )

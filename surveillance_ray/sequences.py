@@ -21,6 +21,7 @@ from surveillance_ray.messages import TrackedFrame
 from surveillance_ray.sources import open_source
 
 TrackKey = tuple[str, int, int]  # (stream, epoch, track)
+TRACKLOG_FORMAT = 2  # bumped when the track log gains fields (2: colour descriptors): old caches are redone
 
 
 @dataclass
@@ -102,7 +103,7 @@ def track_log(seq: Sequence, detector: Any, tracking: TrackingConfig, imgsz: int
             if scale != 1.0:
                 dets = dets.scaled(1.0 / scale)
             t = media_time if media_time is not None else index / source.fps
-            tracks = tracker.update(dets, timestamp=t)
+            tracks = tracker.update(dets, timestamp=t, image=small, scale=scale)
             frame = TrackedFrame(camera.id, index, index, t, 0, (image.shape[0], image.shape[1]), dets, tracks,
                                  t, luma, sharpness)
             rows.append(frame.to_log())
@@ -176,7 +177,7 @@ def load_clips(sequences: list[Sequence], imgsz: int, refresh: bool = False, cac
     cache = cache or Path(os.environ.get("SURVEILLANCE_CACHE", Path.home() / ".cache" / "surveillance-ray")) / "tracklogs"
     detector, clips = None, []
     for seq in sequences:
-        path = cache / f"{seq.name}-{imgsz}.json"
+        path = cache / f"{seq.name}-{imgsz}-v{TRACKLOG_FORMAT}.json"
         if path.is_file() and not refresh:
             data = json.loads(path.read_text())
         else:

@@ -14,6 +14,7 @@ directory it writes ``alerts.db`` and ``alerts.jsonl`` into).
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -67,7 +68,8 @@ class Validator:
         self.cooldowns = Cooldowns()
         self._scenes: dict[str, CameraScene] = {}
         self._tracks: dict[tuple[str, int, int], TrackHistory] = {}
-        self._alert_ids: dict[tuple[str, int, int], list[str]] = {}
+        self._lost: dict[str, deque[TrackHistory]] = {}  # ended tracks with an object alert, for stitching
+        self._present: set[int] = set()  # track ids of the frame being processed
         self._streams: dict[str, StreamCounts] = {}
         self._outbox_events: list[dict[str, Any]] = []
         self._outbox_tracks: list[dict[str, Any]] = []
@@ -99,13 +101,15 @@ class Validator:
         scene = self.scene(frame.stream_id)
         seen = scene.observe(frame)
         t = frame.tracks
+        self._present = {int(i) for i in t.track_id}
         for i in range(len(t)):
             class_id = int(t.class_id[i])
             obs = Observation(frame.stream_id, int(t.track_id[i]), class_id,
                               self.class_names.get(class_id, str(class_id)), round(float(t.confidence[i]), 4),
                               tuple(round(float(v), 4) for v in t.xyxy[i]), frame.frame_shape, frame.captured_at,
                               stream.t, frame.frame_id, round(frame.luma, 2), round(frame.sharpness, 2),
-                              len(frame.detections))
+                              len(frame.detections),
+                              None if t.appearance is None else np.round(t.appearance[i], 2))
             events += self._observe(frame.epoch, obs, scene, seen.zones[i], seen.crossings[i])
         horizon = stream.t - self.config.end_after_s
         events += self._end_where(lambda s: s.stream_id == frame.stream_id and s.last_t < horizon,
@@ -172,9 +176,54 @@ class Validator:
             self.candidates.append((key, track_features(state, self.config.edge_margin_frac)))
             self._collected[key] = self._collected.get(key, 0) + 1
         for finding in inp.findings:
-            if finding.key not in state.alerted:
-                state.alerted.add(finding.key)
+            if finding.key in state.alerted:
+                continue
+            state.alerted.add(finding.key)
+            earlier = self._continued(state) if finding.type is AlertType.OBJECT else None
+            if earlier is not None:  # the same person again: one person, one alert
+                self._stitch(state, earlier)
+            else:
                 self._raise(state, finding, results, behaviors)
+
+    def _continued(self, state: TrackHistory) -> TrackHistory | None:
+        """The alerted track, lost within ``stitch_window_s``, that this new track continues (motion,
+        size and colours agree), if any."""
+        c = self.config
+        if c.stitch_window_s <= 0:
+            return None
+        live = [s for s in self._tracks.values() if s.stream_id == state.stream_id and s is not state
+                and s.track_id not in self._present]
+        first = state.recent[0]
+        looks = state.looks(first=True)
+        best, best_d = None, float("inf")
+        for old in [*self._lost.get(state.stream_id, ()), *live]:
+            if old.epoch != state.epoch or old.class_name != state.class_name or not old.alert_ids:
+                continue
+            gap = state.first_t - old.last_t
+            if not -0.5 <= gap <= c.stitch_window_s:
+                continue
+            vx, vy = old.velocity()
+            (x0, y0), (x1, y1) = old.last.centre, first.centre
+            d = ((x1 - x0 - vx * max(gap, 0)) ** 2 + (y1 - y0 - vy * max(gap, 0)) ** 2) ** 0.5 / old.last.height
+            ratio = max(first.height / old.last.height, old.last.height / first.height)
+            old_looks = old.looks(first=False)
+            similar = looks is None or old_looks is None or float(looks @ old_looks) >= c.stitch_similarity
+            if d <= c.stitch_distance and ratio <= c.stitch_size_ratio and similar and d < best_d:
+                best, best_d = old, d
+        return best
+
+    def _stitch(self, state: TrackHistory, earlier: TrackHistory) -> None:
+        state.alert_ids = list(earlier.alert_ids)
+        state.alerted |= earlier.alerted
+        state.stitched_from = earlier.track_id
+        earlier.alert_ids = []  # one continuation per fragment
+        lost = self._lost.get(state.stream_id)
+        if lost is not None and earlier in lost:
+            lost.remove(earlier)
+        if self.store is not None:
+            self.store.stitched(state.alert_ids, state.track_id, state.last_seen_at)
+        counts = self._streams[state.stream_id].alerts
+        counts["stitched:object"] = counts.get("stitched:object", 0) + 1
 
     def _raise(self, state: TrackHistory, finding: Finding, results: list[RuleResult],
                behaviors: tuple[str, ...]) -> None:
@@ -200,7 +249,7 @@ class Validator:
             self.store.add(alert)  # committed before it counts
         if self._kept_alerts is not None:
             self._kept_alerts.append(alert)
-        self._alert_ids.setdefault((obs.stream_id, state.epoch, state.track_id), []).append(alert.id)
+        state.alert_ids.append(alert.id)
         counts = self._streams[obs.stream_id].alerts
         tag = f"{alert.status.value}:{alert.type.value}"
         counts[tag] = counts.get(tag, 0) + 1
@@ -211,9 +260,13 @@ class Validator:
         events = []
         for key in ended:
             state = self._tracks.pop(key)
-            alert_ids = self._alert_ids.pop(key, [])
-            if alert_ids and self.store is not None:
-                self.store.track_ended(alert_ids, state.last_seen_at)
+            if state.alert_ids and self.store is not None:
+                self.store.track_ended(state.alert_ids, state.last_seen_at)
+            if state.alert_ids and self.config.stitch_window_s > 0 and reason != "stream stopped":
+                lost = self._lost.setdefault(state.stream_id, deque(maxlen=64))
+                lost.append(state)
+                while lost and lost[0].last_t < state.last_t - self.config.stitch_window_s:
+                    lost.popleft()
             if state.confirmed:
                 state.reason = reason
                 events.append(self._event(state, EventKind.TRACK_ENDED, state.last_frame_id, state.last_seen_at))

@@ -29,12 +29,13 @@ def test_committed_before_counted_and_readable_by_another_process(tmp_path: Path
     assert other.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     store.add(alert(2, AlertStatus.SUPPRESSED, reason="within the 30 s cooldown of yard"))
     store.track_ended(["cam-e0-t1-object"], 142.0)
+    store.stitched(["cam-e0-t1-object"], 7, 141.0)  # a later fragment of the same person
     lines = [json.loads(line) for line in (tmp_path / "alerts.jsonl").read_text().splitlines()]
     assert [r["id"] for r in lines] == ["cam-e0-t1-object", "cam-e0-t2-object"]
     assert [a.id for a in read_alerts(tmp_path, AlertStatus.RAISED)] == ["cam-e0-t1-object"]
     everything = list(read_alerts(tmp_path))
     assert [a.status for a in everything] == [AlertStatus.RAISED, AlertStatus.SUPPRESSED]
-    assert everything[0].last_seen_at == 142.0 and everything[0] == alert(1).model_copy(update={"last_seen_at": 142.0})
+    assert everything[0] == alert(1).model_copy(update={"last_seen_at": 142.0, "stitched_tracks": [7]})
     with pytest.raises(sqlite3.IntegrityError):  # an id is raised once
         store.add(alert(1))
     store.close()

@@ -19,11 +19,13 @@ FPS = 10.0
 
 
 def frame(i: int, tracks: list[tuple[int, float, tuple[float, float, float, float]]], cls: int = 0,
-          stream: str = "cam", epoch: int = 0, t0: float = 1_800_000_000.0) -> TrackedFrame:
+          stream: str = "cam", epoch: int = 0, t0: float = 1_800_000_000.0,
+          looks: np.ndarray | None = None) -> TrackedFrame:
     n = len(tracks)
     xyxy = np.array([box for _, _, box in tracks], np.float32).reshape(-1, 4)
     conf = np.array([c for _, c, _ in tracks], np.float32)
-    t = Tracks(xyxy, conf, np.full(n, cls, np.int32), np.array([tid for tid, _, _ in tracks], np.int64))
+    t = Tracks(xyxy, conf, np.full(n, cls, np.int32), np.array([tid for tid, _, _ in tracks], np.int64),
+               None if looks is None else np.repeat(looks[None, :], n, axis=0))
     return TrackedFrame(stream, i, i, t0 + i / FPS, epoch, SHAPE, Detections(xyxy, conf, t.class_id), t,
                         media_time=i / FPS, luma=120.0, sharpness=300.0)
 
@@ -81,7 +83,7 @@ def test_first_failing_level_stops_the_alert() -> None:
 
 
 def test_perspective_model_rejects_a_box_too_small_for_its_place() -> None:
-    v = validator(perspective_min_samples=30)
+    v = validator(perspective_min_samples=30, stitch_window_s=0)  # four people, not one: no stitching
     # people near the bottom are tall, near the top short: h = 20 + 0.25 y (pixels)
     for tid, y in enumerate((120, 200, 280, 330), start=1):
         h = 20 + 0.25 * (y + 40)
@@ -182,3 +184,33 @@ def test_class_flicker_and_weak_score_history_do_not_alert() -> None:
     for i in range(30, 60):  # scores just over the threshold, with an occasional strong one
         v.process(frame(i, [(2, 0.9 if i % 4 == 0 else 0.36, walker(300, 100)(i - 30))]))
     assert v.alerts == [] and reason(v, 2).startswith("TemporalConsistencyRule: median score 0.36 < 0.50")
+
+
+RED, BLUE = np.eye(24, dtype=np.float32)[0], np.eye(24, dtype=np.float32)[5]
+
+
+def fragments(v: Validator, second_id: int, jump: float = 0.0, looks2: np.ndarray = RED, epoch2: int = 0) -> None:
+    """A person walking right at 20 px/s; the tracker loses it for 1 s and picks it up under a new id."""
+    path = walker(100, 100, vx=2.0)
+    for i in range(30):
+        v.process(frame(i, [(1, 0.8, path(i))], looks=RED))
+    for i in range(40, 70):  # where it should be after the gap, moved by ``jump`` pixels
+        x1, y1, x2, y2 = path(i)
+        v.process(frame(i, [(second_id, 0.8, (x1 + jump, y1, x2 + jump, y2))], looks=looks2, epoch=epoch2))
+
+
+def test_a_person_split_by_the_tracker_raises_one_alert() -> None:
+    v = validator()
+    fragments(v, second_id=2)
+    assert [a.track_id for a in v.alerts] == [1]
+    assert v.counts()["cam"]["alerts"] == {"raised:object": 1, "stitched:object": 1}
+    assert v._tracks[("cam", 0, 2)].stitched_from == 1
+
+
+@pytest.mark.parametrize("case", ["far away", "other colours", "after a reconnect"])
+def test_not_stitched_when_motion_colours_or_session_disagree(case: str) -> None:
+    v = validator()
+    kwargs = {"far away": {"jump": 250.0}, "other colours": {"looks2": BLUE},
+              "after a reconnect": {"epoch2": 1}}[case]
+    fragments(v, second_id=2, **kwargs)
+    assert [a.track_id for a in v.alerts] == [1, 2]
