@@ -99,6 +99,15 @@ class ScheduleWindow(_Strict):
         return h1 * 60 + m1, h2 * 60 + m2
 
 
+def _named(kind: str, data: Any, handler: Any) -> Any:
+    """Validate a named item (zone, line); its errors name it."""
+    try:
+        return handler(data)
+    except ValidationError as exc:
+        name = data.get("name", "?") if isinstance(data, dict) else "?"
+        raise ValueError(f"{kind} {name!r}: {_one_line(exc)}") from None
+
+
 def _check_points(points: list[Point], what: str) -> None:
     for x, y in points:
         if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
@@ -106,7 +115,16 @@ def _check_points(points: list[Point], what: str) -> None:
                              "the frame's width and height, 0-1)")
 
 
-class ZoneConfig(_Strict):
+class _AlertPlace(_Strict):
+    """What zones and lines share: the classes they are about, when they are armed, their severity."""
+
+    classes: list[str] | None = Field(None, description="Classes it is about (None: every class).")
+    schedule: list[ScheduleWindow] = Field(default_factory=list, description="When it is armed (empty: always).")
+    level: Literal["BASIC", "INTERMEDIATE", "ADVANCED", "CRITICAL"] | None = Field(None, description=(
+        "Severity of its alerts (None: by type: intrusion and loitering ADVANCED, line crossing INTERMEDIATE)."))
+
+
+class ZoneConfig(_AlertPlace):
     """A polygon of a camera's view: where alerts are raised, held back, or never raised.
 
     kind ``watch``: object alerts here use the zone's classes and threshold; ``intrusion``: any of its
@@ -118,33 +136,25 @@ class ZoneConfig(_Strict):
     polygon: list[Point] = Field(min_length=3, max_length=256, description=(
         "Corners as [x, y] fractions of the frame's width and height (0-1), in order."))
     kind: Literal["watch", "intrusion", "loitering", "mask"] = Field("watch", description="What the zone does.")
-    classes: list[str] | None = Field(None, description="Classes the zone is about (None: every class).")
     min_confidence: float | None = Field(None, ge=0.0, le=1.0, description=(
         "Mean confidence a track needs to alert here (None: the class threshold)."))
     loiter_s: float = Field(30.0, gt=0, le=86_400, description="loitering: dwell time that raises the alert.")
-    schedule: list[ScheduleWindow] = Field(default_factory=list, description=(
-        "When the zone is armed (empty: always)."))
-    level: Literal["BASIC", "INTERMEDIATE", "ADVANCED", "CRITICAL"] | None = Field(None, description=(
-        "Severity of this zone's alerts (None: by alert type: intrusion and loitering ADVANCED)."))
     cooldown_s: float = Field(30.0, ge=0, le=86_400, description=(
         "After an alert here, further alerts of the same type in this zone are suppressed this long."))
 
     @model_validator(mode="wrap")
     @classmethod
     def _name_the_zone(cls, data: Any, handler: Any) -> "ZoneConfig":
-        name = data.get("name", "?") if isinstance(data, dict) else "?"
-        try:
-            zone = handler(data)
-        except ValidationError as exc:
-            raise ValueError(f"zone {name!r}: {_one_line(exc)}") from None
+        zone = _named("zone", data, handler)
+        name = zone.name
         _check_points(zone.polygon, f"zone {name!r}")
         if _polygon_area(zone.polygon) < 1e-6:
             raise ValueError(f"zone {name!r}: the polygon has no area (points in a line or repeated)")
         return zone
 
 
-class LineConfig(_Strict):
-    """A line whose crossing (by a box's corners, with direction) raises a line_crossing alert."""
+class LineConfig(_AlertPlace):
+    """A line whose crossing (by a box's bottom centre, with direction) raises a line_crossing alert."""
 
     name: str = Field(pattern=_NAME, description="Line name, unique per camera.")
     start: Point = Field(description="[x, y] fractions of the frame (0-1).")
@@ -152,21 +162,14 @@ class LineConfig(_Strict):
     direction: Literal["in", "out", "both"] = Field("both", description=(
         "Crossings that alert: 'in' is from the line's right to its left looking from start to end "
         "(supervision LineZone's in), 'out' the other way."))
-    classes: list[str] | None = Field(None, description="Classes that alert when crossing (None: every class).")
-    schedule: list[ScheduleWindow] = Field(default_factory=list, description="When armed (empty: always).")
-    level: Literal["BASIC", "INTERMEDIATE", "ADVANCED", "CRITICAL"] | None = Field(None, description=(
-        "Severity (None: INTERMEDIATE)."))
     cooldown_s: float = Field(0.0, ge=0, le=86_400, description=(
         "Suppress further crossings of this line in the same direction this long after an alert."))
 
     @model_validator(mode="wrap")
     @classmethod
     def _name_the_line(cls, data: Any, handler: Any) -> "LineConfig":
-        name = data.get("name", "?") if isinstance(data, dict) else "?"
-        try:
-            line = handler(data)
-        except ValidationError as exc:
-            raise ValueError(f"line {name!r}: {_one_line(exc)}") from None
+        line = _named("line", data, handler)
+        name = line.name
         _check_points([line.start, line.end], f"line {name!r}")
         if line.start == line.end:
             raise ValueError(f"line {name!r}: start and end are the same point")

@@ -141,14 +141,19 @@ class TrackHistory:
         norm = float(np.linalg.norm(mean))
         return mean / norm if norm > 0 else None
 
-    def velocity(self, span_s: float = 1.0) -> tuple[float, float]:
-        """Centre velocity over about the last ``span_s`` seconds, pixels per second."""
+    def _span(self, span_s: float) -> tuple[Observation, Observation]:
+        """The oldest observation within ``span_s`` seconds of the newest, and the newest."""
         last = self.recent[-1]
         first = last
         for obs in reversed(self.recent):
             if last.t - obs.t > span_s:
                 break
             first = obs
+        return first, last
+
+    def velocity(self, span_s: float = 1.0) -> tuple[float, float]:
+        """Centre velocity over about the last ``span_s`` seconds, pixels per second."""
+        first, last = self._span(span_s)
         dt = last.t - first.t
         if dt <= 0:
             return 0.0, 0.0
@@ -157,15 +162,6 @@ class TrackHistory:
 
     def speed(self, span_s: float = 1.0) -> float:
         """Centre speed over about the last ``span_s`` seconds, in the track's box heights per second."""
-        last = self.recent[-1]
-        first = last
-        for obs in reversed(self.recent):
-            if last.t - obs.t > span_s:
-                break
-            first = obs
-        dt = last.t - first.t
-        if dt <= 0:
-            return 0.0
-        (x0, y0), (x1, y1) = first.centre, last.centre
-        height = (first.height + last.height) / 2
-        return ((x1 - x0) ** 2 + (y1 - y0) ** 2) ** 0.5 / height / dt
+        first, last = self._span(span_s)
+        vx, vy = self.velocity(span_s)
+        return (vx * vx + vy * vy) ** 0.5 / ((first.height + last.height) / 2)

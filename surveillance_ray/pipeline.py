@@ -289,7 +289,7 @@ def build_summary(reports: dict[str, dict[str, Any]], counts: dict[str, dict[str
         streams[cid] = {
             "frames_read": r.get("frames_read", 0), "frames_analysed": r.get("frames_analysed", 0),
             "frames_dropped": r.get("frames_dropped", 0), "fps_analysed": r.get("fps_analysed", 0.0),
-            "latency_ms": r.get("latency_ms", {"p50": 0.0, "p95": 0.0}), "tracks": r.get("tracks", 0),
+            "latency_ms": r.get("latency_ms", {"p50": 0.0, "p95": 0.0, "max": 0.0}), "tracks": r.get("tracks", 0),
             "events": c.get("events", 0),
             "state": r.get("state"), "error": r.get("error"), "reconnects": r.get("reconnects", 0),
             "frames_decoded": r.get("frames_decoded", 0), "dropped": r.get("dropped", {}),

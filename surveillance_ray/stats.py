@@ -31,14 +31,15 @@ class LatencyHistogram:
         return int(self.counts.sum())
 
     def percentiles(self) -> dict[str, float]:
-        """``{"p50": ms, "p95": ms}`` (bin midpoints; 0 when empty)."""
+        """``{"p50": ms, "p95": ms, "max": ms}`` (bin midpoints; 0 when empty)."""
         n = len(self)
         if n == 0:
-            return {"p50": 0.0, "p95": 0.0}
+            return {"p50": 0.0, "p95": 0.0, "max": 0.0}
         cum = np.cumsum(self.counts)
         out = {}
         for name, q in (("p50", 0.50), ("p95", 0.95)):
             out[name] = float(np.searchsorted(cum, q * n) + 0.5)
+        out["max"] = float(np.flatnonzero(self.counts)[-1] + 0.5)
         return out
 
     def to_sparse(self) -> dict[int, int]:

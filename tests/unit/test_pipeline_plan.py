@@ -34,7 +34,7 @@ def test_summary_totals_and_drop_reasons() -> None:
     assert total["frames_read"] == 25 and total["frames_analysed"] == 20 and total["frames_dropped"] == 5
     assert total["dropped"] == {"overflow": 3, "detector_error": 2}
     assert total["fps_analysed"] == 9.0 and total["events"] == 3
-    assert total["latency_ms"] == {"p50": 100.5, "p95": 300.5}
+    assert total["latency_ms"] == {"p50": 100.5, "p95": 300.5, "max": 300.5}
 
 
 def test_run_notes_say_what_happened() -> None:

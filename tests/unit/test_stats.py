@@ -17,7 +17,7 @@ def test_percentiles_within_a_millisecond() -> None:
 
 def test_empty_and_overflow() -> None:
     hist = LatencyHistogram(max_ms=100)
-    assert hist.percentiles() == {"p50": 0.0, "p95": 0.0}
+    assert hist.percentiles() == {"p50": 0.0, "p95": 0.0, "max": 0.0}
     hist.add(5.0)  # beyond the last bin: counted there, not lost
     assert len(hist) == 1 and hist.percentiles()["p95"] == pytest.approx(100.5)
 
