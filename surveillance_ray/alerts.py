@@ -108,6 +108,10 @@ class AlertStore:
         self._db.executescript(_SCHEMA)
         self._jsonl = (run_dir / "alerts.jsonl").open("a")
 
+    def ids(self) -> set[str]:
+        """Alerts already in the store (a validator restarted after a crash must not raise them again)."""
+        return {row[0] for row in self._db.execute("SELECT id FROM alerts")}
+
     def add(self, alert: Alert) -> None:
         """Commit the alert; only then is it raised (written to ``alerts.jsonl`` and counted)."""
         record = alert.model_dump_json()

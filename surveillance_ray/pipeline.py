@@ -102,19 +102,21 @@ def run_pipeline(settings: Settings, console: Console | None = None) -> RunResul
             raise ConfigError("\n".join(unknown))
         # on this node: it writes the alert store into the run directory
         here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-        validator = ValidatorActor.options(scheduling_strategy=here).remote(
+        validator = ValidatorActor.options(name=f"validator-{os.getpid()}", scheduling_strategy=here).remote(
             settings.validator, names, settings.cameras, settings.run.track_log, str(run_dir.resolve()))
         actors = start_ingest(settings, handle, validator)
         monitor = _Monitor(settings, actors, validator, run_dir, console)
         reports = monitor.loop()
-        summary = build_summary(reports, ray.get(validator.counts.remote()))
-        ray.get(validator.close.remote())
+        counts = monitor.validator_call("counts") or {}
+        monitor.validator_call("close")
+        summary = build_summary(reports, counts, alert_counts(run_dir))
         summary["run"] = {
             "run_dir": str(run_dir), "started_at": monitor.started, "duration_s": round(monitor.elapsed, 2),
             "weights": settings.detector.weights, "imgsz": settings.detector.imgsz,
             "cameras": len(settings.cameras), "detector": handle.stats.remote().result(),
             "ingest_actors": monitor.actor_info, "detector_timeline": monitor.detector_timeline,
             "nodes": sorted({a.get("node_id", "") for a in monitor.actor_info.values()} - {""}),
+            "validator_failures": monitor.validator_failures,
             "uss_mb_total": round(process_tree_uss() / 2**20, 1) if started_ray else None,
             "uss_scope": "driver + the local Ray it started" if started_ray else "not measured (joined a cluster)",
         }
@@ -173,6 +175,8 @@ class _Monitor:
                                                       for c in settings.cameras}
         self.actor_info: dict[str, dict[str, Any]] = {}
         self.detector_timeline: list[dict[str, Any]] = []  # each change of the detector's replicas
+        self.validator_failures: list[dict[str, Any]] = []  # when the validator could not be reached
+        self._validator_ok = True
         self.started = time.time()
         self.elapsed = 0.0
 
@@ -251,9 +255,22 @@ class _Monitor:
             if last is not None:
                 logger.info("detector: %s, replicas %s", status, replicas)
 
+    def validator_call(self, method: str) -> Any:
+        """Call the validator; None while it is down or restarting (recorded once per outage)."""
+        try:
+            result = ray.get(getattr(self.validator, method).remote(), timeout=30)
+        except (ray.exceptions.RayError, TimeoutError) as exc:
+            if self._validator_ok:
+                first = f"{exc}".strip().splitlines()[0] if f"{exc}".strip() else type(exc).__name__
+                self.validator_failures.append({"t_s": round(time.time() - self.started, 1), "error": first[:200]})
+                logger.error("validator unreachable (%s); Ray restarts it, alerts are safe in alerts.db", first)
+            self._validator_ok = False
+            return None
+        self._validator_ok = True
+        return result
+
     def _poll(self, names: list[str]) -> None:
         refs = {name: self.actors[name].stats.remote() for name in names}
-        counts = self.validator.counts.remote()
         for name, ref in refs.items():
             try:
                 stats = ray.get(ref, timeout=5)
@@ -261,14 +278,14 @@ class _Monitor:
                 continue  # reported when its run() returns
             self.last_stats.update(stats["cameras"])
             self.actor_info[name] = stats["actor"]
-        for cid, c in ray.get(counts).items():
+        for cid, c in (self.validator_call("counts") or {}).items():
             if cid in self.last_stats:
                 self.last_stats[cid]["events"] = c["events"]
                 self.last_stats[cid]["alerts_raised"] = sum(
                     n for k, n in c["alerts"].items() if k.startswith("raised:"))
 
     def _drain(self, events_file: TextIO, tracks_file: TextIO | None) -> None:
-        events, tracks = ray.get(self.validator.drain.remote())
+        events, tracks = self.validator_call("drain") or ([], [])
         for event in events:
             events_file.write(json.dumps(event) + "\n")
         events_file.flush()
@@ -281,11 +298,31 @@ class _Monitor:
         return stream_table(self.last_stats, title=f"surveillance-ray  {self.elapsed:5.0f} s")
 
 
-def build_summary(reports: dict[str, dict[str, Any]], counts: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """``{"streams": {id: {...}}, "total": {...}}`` from the cameras' final reports and the validator."""
+def alert_counts(run_dir: Path) -> dict[str, dict[str, int]]:
+    """Per camera, alerts by "status:type" from the alert store (complete even if the validator restarted)."""
+    from surveillance_ray.alerts import read_alerts
+
+    out: dict[str, dict[str, int]] = {}
+    try:
+        for alert in read_alerts(run_dir):
+            tags = out.setdefault(alert.camera, {})
+            tag = f"{alert.status.value}:{alert.type.value}"
+            tags[tag] = tags.get(tag, 0) + 1
+    except FileNotFoundError:
+        pass
+    return out
+
+
+def build_summary(reports: dict[str, dict[str, Any]], counts: dict[str, dict[str, Any]],
+                  stored: dict[str, dict[str, int]] | None = None) -> dict[str, Any]:
+    """``{"streams": {id: {...}}, "total": {...}}`` from the cameras' final reports and the validator
+    (alert counts from the alert store when given: they survive a validator restart)."""
     streams: dict[str, dict[str, Any]] = {}
     for cid, r in reports.items():
-        c = counts.get(cid, {})
+        c = dict(counts.get(cid, {}))
+        if stored is not None:
+            stitched = {k: n for k, n in c.get("alerts", {}).items() if k.startswith("stitched:")}
+            c["alerts"] = {**stored.get(cid, {}), **stitched}
         streams[cid] = {
             "frames_read": r.get("frames_read", 0), "frames_analysed": r.get("frames_analysed", 0),
             "frames_dropped": r.get("frames_dropped", 0), "fps_analysed": r.get("fps_analysed", 0.0),
@@ -362,6 +399,11 @@ def run_notes(summary: dict[str, Any]) -> list[str]:
         notes.append("alerts raised: " + (", ".join(f"{n} {kind}" for kind, n in sorted(raised.items())) or "none")
                      + (f"; {held} suppressed by cooldowns" if held else "")
                      + " (surveillance-ray alerts RUN_DIR lists them)")
+    failures = summary.get("run", {}).get("validator_failures") or []
+    if failures:
+        notes.append(f"validator unreachable {len(failures)} time(s) (first at {failures[0]['t_s']:g} s: "
+                     f"{failures[0]['error']}); Ray restarted it: alerts were already in alerts.db, events and "
+                     "track-log rows it held were lost, frames sent meanwhile are counted validator_error")
     timeline = summary.get("run", {}).get("detector_timeline") or []
     if len(timeline) > 1:
         steps = "; ".join(f"{e['t_s']:g} s {e['status'].lower()} "

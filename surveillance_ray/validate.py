@@ -65,6 +65,8 @@ class Validator:
         self.levels = sorted({r.level for r in self.rules})
         self.record_tracks = record_tracks
         self.store = AlertStore(Path(run_dir)) if run_dir is not None else None
+        # restarted after a crash: what the store holds was raised by the previous incarnation
+        self._stored = self.store.ids() if self.store is not None else set()
         self.cooldowns = Cooldowns()
         self._scenes: dict[str, CameraScene] = {}
         self._tracks: dict[tuple[str, int, int], TrackHistory] = {}
@@ -245,6 +247,9 @@ class Validator:
             frame_id=obs.frame_id, confidence=round(obs.confidence, 4), xyxy=tuple(round(v, 1) for v in obs.xyxy),
             rules=[r.outcome() for r in results], fp_probability=None if fp is None else round(fp, 4),
             reason=f"within the {finding.cooldown_s:g} s cooldown of {scope}" if suppressed else "")
+        if alert.id in self._stored:  # raised before a restart; its track is the same
+            state.alert_ids.append(alert.id)
+            return
         if self.store is not None:
             self.store.add(alert)  # committed before it counts
         if self._kept_alerts is not None:
@@ -318,7 +323,10 @@ class Validator:
             self.store.close()
 
 
-ValidatorActor = ray.remote(num_cpus=0, max_restarts=0)(Validator)
+#: Restarted by Ray if its process dies: alerts are in the store already (it reopens it and does not raise
+#: them again); tracks, events not yet drained and track-log rows it held are lost, frames sent to it while
+#: it restarts are counted ``validator_error``.
+ValidatorActor = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0)(Validator)
 
 
 @dataclass

@@ -92,3 +92,35 @@ def test_stalled_camera_does_not_slow_the_others(ray_session: None, tmp_path: Pa
     assert summary["stalls"]["frames_analysed"] > 30 and summary["steady"]["state"] == "finished"
     for s in summary.values():
         assert s["frames_read"] == s["frames_analysed"] + s["frames_dropped"]
+
+
+def test_validator_killed_mid_run_loses_no_alert(ray_session: None, tmp_path: Path, assets: Path) -> None:
+    """Its process dies: Ray restarts it, it reopens the alert store without raising the same alerts
+    again, the cameras go on, and every alert written before the crash is in alerts.db."""
+    from surveillance_ray.alerts import read_alerts
+
+    seq = assets / "mot/PETS09-S3-MF1"  # people walking, looped
+    cams = [{"id": f"c{i}", "source": str(seq), "source_fps": 7, "loop": True} for i in range(2)]
+    settings = settings_for(tmp_path, cams, detector={"imgsz": 320}, run={"duration_s": 25})
+    result: dict = {}
+    runner = threading.Thread(target=lambda: result.update(summary=run_pipeline(settings).summary))
+    runner.start()
+    jsonl = settings.run.run_dir / "alerts.jsonl"
+    assert wait_for(lambda: jsonl.exists() and len(jsonl.read_text().splitlines()) >= 3, timeout=90)
+    [validator] = [ray.get_actor(a["name"], namespace=a["namespace"])
+                   for a in ray.util.list_named_actors(all_namespaces=True) if a["name"].startswith("validator-")]
+    killed_at = time.time()
+    ray.kill(validator, no_restart=False)  # as if its process crashed
+    runner.join(timeout=180)
+    assert not runner.is_alive()
+
+    summary = result["summary"]
+    written = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    stored = {a.id: a for a in read_alerts(settings.run.run_dir)}
+    assert {a["id"] for a in written} <= set(stored) and len(written) == len(stored)  # none lost, none twice
+    assert any(a.raised_at > killed_at + 1 for a in stored.values())  # the restarted validator raised more
+    assert summary["run"]["validator_failures"], summary["run"]
+    assert summary["total"]["alerts_raised"] == sum(a.status.value == "raised" for a in stored.values())
+    for s in summary["streams"].values():
+        assert s["state"] == "finished" and s["in_pipeline"] == 0
+        assert s["frames_read"] == s["frames_analysed"] + s["frames_dropped"]  # validator_error counts the rest
