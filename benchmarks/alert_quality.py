@@ -9,9 +9,10 @@ accuracy test), then the same tracks are judged by each method:
 - ByteTrack tracks: every confirmed track is an alert, at its first frame;
 - Frigate-style: a track alerts once the median of its score history (the last 10 scores of at least
   ``min_score``, padded with zeros to 3) reaches ``threshold`` (Frigate's defaults 0.5 / 0.7);
-- rules: the validator's rules (BASIC → ADVANCED), person object alerts;
-- rules + ensemble: the same with the CRITICAL level, the false-positive ensemble trained on every other
-  clip (leave one sequence out: each clip is judged by a model that never saw it).
+- rules: the validator's rules (BASIC → ADVANCED, and the second opinion on the crop), person object alerts;
+- rules + ensemble: the same with the false-positive ensemble, trained on every other clip (leave one
+  sequence out: each clip is judged by a model that never saw it).
+Second opinions are answered at once from the crop scores the track log holds for the frame that asked.
 
 An alert is true when its track overlaps a gt person at IoU >= 0.5 in at least half its frames (a raw
 detection: in its frame); it is credited to the identity it overlaps most. Recall = gt identities with a true alert. Time to alert = from the identity's
@@ -37,9 +38,8 @@ import supervision as sv
 from benchmarks.common import RESULTS, assets, machine, save
 from surveillance_ray.config import ValidatorConfig
 from surveillance_ray.ensemble import EnsembleModel
-from surveillance_ray.sequences import Clip, labelled_sequences, load_clips, negative_sequences
+from surveillance_ray.sequences import Clip, labelled_sequences, load_clips, negative_sequences, replay_answering
 from surveillance_ray.training import fit, person_camera, samples
-from surveillance_ray.validate import replay
 
 PERSON = 0
 FRIGATE = {"min_score": 0.5, "threshold": 0.7}
@@ -99,9 +99,9 @@ def frigate(clip: Clip, threshold: float = FRIGATE["threshold"], min_score: floa
 
 
 def _alerts(clip: Clip, config: ValidatorConfig, ensemble: EnsembleModel | None = None) -> list[AlertRow]:
-    result = replay(clip.rows, config, {PERSON: "person", 2: "car"}, [person_camera(clip)], ensemble=ensemble)
+    alerts = replay_answering(clip, config, {PERSON: "person", 2: "car"}, [person_camera(clip)], ensemble)
     return [AlertRow(a.frame_id, clip.alert_labels.get((a.camera, a.epoch, a.track_id)))
-            for a in result.alerts if a.status.value == "raised" and a.class_id == PERSON]
+            for a in alerts if a.status.value == "raised" and a.class_id == PERSON]
 
 
 def rules(clip: Clip, threshold: float | None = None) -> list[AlertRow]:

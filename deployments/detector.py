@@ -42,6 +42,11 @@ class YOLODetector:
         """Several frames (one per camera of an ingest actor) in, their detections out, in order."""
         return await self.detect_batch(list(images))
 
+    async def detect_crops(self, images: list[np.ndarray]) -> list[Detections]:
+        """Second-opinion crops: each on its own, never batched with frames (a crop's shape would change the
+        frames' letterbox, and so their detections)."""
+        return await asyncio.to_thread(self.detector.detect, list(images), True)
+
     async def detect(self, image: np.ndarray) -> Detections:
         """One frame in, its detections out (batched with other callers' frames)."""
         return (await self.detect_batch([image]))[0]
@@ -50,7 +55,8 @@ class YOLODetector:
         return self.detector.names
 
     def stats(self) -> dict[str, Any]:
-        return {"batches": self.detector.batches, "frames": self.detector.frames, "requests": self.requests,
+        return {"batches": self.detector.batches, "frames": self.detector.frames, "crops": self.detector.crops,
+                "requests": self.requests,
                 "batch_sizes": dict(sorted(self.batch_sizes.items())), "torch_imported": "torch" in sys.modules,
                 **self.detector.describe()}
 

@@ -97,8 +97,9 @@ class CameraCapture:
     """One camera's capture thread feeding a bounded buffer; ``done`` is set when it has finished."""
 
     def __init__(self, camera: CameraConfig, imgsz: int, max_frames: int | None = None,
-                 on_frame: Callable[[], None] | None = None) -> None:
+                 on_frame: Callable[[], None] | None = None, keep_original: bool = False) -> None:
         self.camera = camera
+        self._keep_original = keep_original
         self.source: Source = open_source(camera)
         self.buffer = FrameBuffer(camera.buffer_size, block=not camera.realtime and camera.kind in ("file", "folder"))
         self.stats = CaptureStats()
@@ -191,7 +192,8 @@ class CameraCapture:
             luma, sharpness = image_quality(small)
             frame = Frame(stream_id=cam.id, frame_id=stats.frames_read, source_index=index,
                           captured_at=time.time(), epoch=self._epoch, media_time=t, image=small, scale=scale,
-                          original_shape=(image.shape[0], image.shape[1]), luma=luma, sharpness=sharpness)
+                          original_shape=(image.shape[0], image.shape[1]), luma=luma, sharpness=sharpness,
+                          original=image if self._keep_original else None)
             stats.frames_read += 1
             if stats.first_frame_at is None:
                 stats.first_frame_at = frame.captured_at

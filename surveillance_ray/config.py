@@ -433,7 +433,18 @@ class ValidatorConfig(_Strict):
         "place in the frame (the model is fitted online from alerted tracks of the class)."))
     perspective_min_samples: int = Field(40, ge=3, le=100_000, description=(
         "Observations (from at least 3 alerted tracks) before the perspective model is used."))
-    # CRITICAL: FalsePositivePredictionRule
+    # CRITICAL: MultiModelAgreementRule, FalsePositivePredictionRule
+    second_opinion: bool = Field(True, description=(
+        "MultiModelAgreementRule: once a track passes ADVANCED, the ingest actor asks the detector again about "
+        "its box cut from the full-resolution frame (the same model at a higher effective resolution), off "
+        "the frame path; the alert waits for the answer."))
+    second_opinion_min: float = Field(0.25, ge=0.0, le=1.0, description=(
+        "The crop's best detection of the track's class overlapping its box (IoU >= 0.3) must score this."))
+    second_opinion_every: int = Field(10, ge=1, le=10_000, description=(
+        "A track the second opinion disagreed with is asked about again after this many observations."))
+    second_opinion_wait_s: float = Field(2.0, gt=0, le=60, description=(
+        "No answer within this long (camera clock) and the rule passes, saying so: it never holds an alert back "
+        "for good."))
     ensemble_model: str | None = Field(default_factory=_default_ensemble, description=(
         "The false-positive ensemble (a joblib file with its .card.json; default: the one shipped, trained "
         "on the shared assets' labelled sequences). None: no CRITICAL level."))

@@ -53,13 +53,17 @@ class Detector:
             self.thresholds[ids[name]] = conf
         self.batches = 0
         self.frames = 0
+        self.crops = 0
         self._probe_shape = (config.imgsz * 3 // 4, config.imgsz, 3)  # health probes reuse a frame's shape
         self._lock = threading.Lock()  # runtimes are not thread-safe
         self._forward([np.zeros(self._probe_shape, np.uint8)])  # load and warm up now, not on the first frame
 
-    def detect(self, images: list[np.ndarray]) -> list[Detections]:
+    def detect(self, images: list[np.ndarray], crops: bool = False) -> list[Detections]:
         """Forward passes of at most ``max_batch_size`` frames over ``images`` (HxWx3 uint8 BGR, any sizes);
-        boxes in each image's pixels."""
+        boxes in each image's pixels. ``crops``: second-opinion crops, counted apart from frames."""
+        if crops:
+            self.crops += len(images)
+            return [d for image in images for d in self._forward([image])]
         out: list[Detections] = []
         step = self.config.max_batch_size
         for start in range(0, len(images), step):

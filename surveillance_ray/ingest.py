@@ -24,7 +24,8 @@ import ray
 
 from surveillance_ray.capture import CameraCapture
 from surveillance_ray.config import CameraConfig, IngestConfig, TrackingConfig
-from surveillance_ray.messages import Detections, Frame, StreamState, TrackedFrame, Verdict
+from surveillance_ray.messages import Detections, Frame, OpinionRequest, StreamState, TrackedFrame, Verdict
+from surveillance_ray.opinion import agreement, crop_around
 from surveillance_ray.metrics import StreamMetrics
 from surveillance_ray.stats import LatencyHistogram, StreamStats
 
@@ -46,18 +47,21 @@ class _Camera:
     dropped: Counter = field(default_factory=Counter)
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     error: str | None = None  # a processing failure (capture failures are in capture.stats)
+    last_original: Any = None  # the full-resolution image of its latest tracked frame (second opinions)
 
 
 class IngestActor:
     """Cameras of one ingest process. ``run`` returns each camera's final report when all are done."""
 
     def __init__(self, cameras: list[CameraConfig], detector: Any, validator: Any, tracking: TrackingConfig,
-                 ingest: IngestConfig, imgsz: int, max_frames: int | None = None) -> None:
+                 ingest: IngestConfig, imgsz: int, max_frames: int | None = None,
+                 second_opinions: bool = False) -> None:
         self._detector = detector
         self._validator = validator
         self._tracking = tracking
         self._ingest = ingest
-        self._cams = {c.id: _Camera(c, CameraCapture(c, imgsz, max_frames, on_frame=self._on_frame))
+        self._cams = {c.id: _Camera(c, CameraCapture(c, imgsz, max_frames, on_frame=self._on_frame,
+                                                     keep_original=second_opinions))
                       for c in cameras}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
@@ -185,6 +189,7 @@ class IngestActor:
         if frame.scale != 1.0:
             detections = detections.scaled(1.0 / frame.scale)
         tracks = cam.tracker.update(detections, timestamp=frame.media_time, image=frame.image, scale=frame.scale)
+        cam.last_original = frame.original
         return TrackedFrame(frame.stream_id, frame.frame_id, frame.source_index, frame.captured_at, frame.epoch,
                             frame.original_shape, detections, tracks, frame.media_time, frame.luma,
                             frame.sharpness)
@@ -200,6 +205,10 @@ class IngestActor:
         finally:
             self._slots.release()
         per_cam: Counter = Counter()
+        for request in (r for verdict in verdicts for r in verdict.requests):
+            task = asyncio.ensure_future(self._second_opinion(request))  # off the frame path
+            self._validations.add(task)
+            task.add_done_callback(self._validations.discard)
         for t, verdict in zip(tracked, verdicts):
             cam = self._cams[t.stream_id]
             latency = verdict.validated_at - t.captured_at
@@ -209,6 +218,21 @@ class IngestActor:
             self._metrics.latency.observe(latency * 1000, tags={"stream": t.stream_id})
         for cid, n in per_cam.items():
             self._metrics.analysed.inc(n, tags={"stream": cid})
+
+    async def _second_opinion(self, request: OpinionRequest) -> None:
+        """The detector on the track's box cut from the full-resolution frame; the score goes to the validator
+        (nothing when it fails: the validator's rule stops waiting after ``second_opinion_wait_s``)."""
+        cam = self._cams.get(request.stream_id)
+        image = cam.last_original if cam is not None else None
+        if image is None:
+            return
+        crop, box = crop_around(image, request.xyxy)
+        try:
+            [dets] = await asyncio.wait_for(self._detector.detect_crops.remote([crop]), self._ingest.detector_timeout_s)
+            score = agreement(dets, box, request.class_id)
+            await self._validator.second_opinion.remote(request.stream_id, request.epoch, request.track_id, score)
+        except Exception as exc:  # no answer: the rule says so when it stops waiting
+            logger.warning("camera %r: second opinion on track %d failed: %s", request.stream_id, request.track_id, exc)
 
     def _drop(self, cam: _Camera, reason: str) -> None:
         cam.dropped[reason] += 1

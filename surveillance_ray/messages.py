@@ -47,6 +47,7 @@ class Frame:
     original_shape: tuple[int, int]  # (height, width) before scaling
     luma: float = -1.0  # see image_quality (capture.py)
     sharpness: float = -1.0
+    original: np.ndarray | None = None  # the full-resolution frame, kept for second opinions (may be ``image``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,8 +169,20 @@ class Event:
 
 
 @dataclass(frozen=True, slots=True)
+class OpinionRequest:
+    """The validator asks for a second opinion on a track's box (original frame coordinates)."""
+
+    stream_id: str
+    epoch: int
+    track_id: int
+    class_id: int
+    xyxy: tuple[float, float, float, float]
+
+
+@dataclass(frozen=True, slots=True)
 class Verdict:
     """The validator's reply for one frame."""
 
     validated_at: float
     events: tuple[Event, ...] = field(default_factory=tuple)
+    requests: tuple[OpinionRequest, ...] = ()

@@ -155,7 +155,7 @@ def start_ingest(settings: Settings, detector: Any, validator: Any) -> dict[str,
         name = f"ingest-{i}-{os.getpid()}"
         actors[name] = IngestActorRemote.options(name=name, **options).remote(
             group, detector, validator, settings.tracking, settings.ingest, settings.detector.imgsz,
-            settings.run.max_frames)
+            settings.run.max_frames, settings.validator.second_opinion)
     return actors
 
 

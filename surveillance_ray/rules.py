@@ -6,13 +6,14 @@ INTERMEDIATE  TemporalConsistencyRule   persistence, smooth motion and size over
               SpatialCoherenceRule      aspect ratio per class, size plausible for the place (perspective)
 ADVANCED      ContextualValidationRule  masks, zones with their classes/thresholds/schedules, time of day
               BehaviorAnalysisRule      loitering, line crossing with direction, running
-CRITICAL      FalsePositivePredictionRule  the ML ensemble's probability that the track is false
+CRITICAL      MultiModelAgreementRule   the detector, asked again about the crop at full resolution, agrees
+              FalsePositivePredictionRule  the ML ensemble's probability that the track is false
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 
@@ -281,6 +282,37 @@ class BehaviorAnalysisRule:
                           behaviors=behaviors)
 
 
+class MultiModelAgreementRule:
+    """A second opinion on the track's crop, cut from the full-resolution frame and run through the detector
+    again (the same model at a higher effective resolution), asked for once the track passes ADVANCED and
+    answered off the frame path; the alert waits for it, at most ``second_opinion_wait_s``."""
+
+    name = "MultiModelAgreementRule"
+    level = AlertLevel.CRITICAL
+
+    def __init__(self, config: ValidatorConfig, ask: Callable[[TrackHistory], None]) -> None:
+        self.config = config
+        self.ask = ask
+
+    def evaluate(self, inp: RuleInput) -> RuleResult:
+        track, c = inp.track, self.config
+        if track.opinion is not None and track.opinion < c.second_opinion_min and \
+                track.observations - track.opinion_asked_at >= c.second_opinion_every:
+            track.opinion, track.opinion_asked_t = None, None  # disagreed a while ago: ask again
+        if track.opinion is not None:
+            passed = track.opinion >= c.second_opinion_min
+            return RuleResult(self.name, self.level, passed, track.opinion,
+                              f"second opinion {track.opinion:.2f} {'>=' if passed else '<'} {c.second_opinion_min:.2f}")
+        if track.opinion_asked_t is None:
+            track.opinion_asked_t, track.opinion_asked_at = track.last_t, track.observations
+            self.ask(track)
+            return RuleResult(self.name, self.level, False, 0.0, "asked for a second opinion")
+        waited = track.last_t - track.opinion_asked_t
+        if waited >= c.second_opinion_wait_s:
+            return RuleResult(self.name, self.level, True, -1.0, f"no second opinion within {waited:.1f} s")
+        return RuleResult(self.name, self.level, False, 0.0, "awaiting the second opinion")
+
+
 class FalsePositivePredictionRule:
     """The ensemble's probability that the track is a false positive must not exceed ``fp_threshold``.
     A track it rejects is asked again every ``ensemble_every`` observations (more history, new answer)."""
@@ -307,10 +339,14 @@ def _level(name: str | None, default: AlertLevel) -> AlertLevel:
     return AlertLevel[name] if name else default
 
 
-def default_rules(config: ValidatorConfig, ensemble: EnsembleModel | None = None) -> list[Rule]:
-    """The rules in level order (stable within a level: contextual before behaviour)."""
+def default_rules(config: ValidatorConfig, ensemble: EnsembleModel | None = None,
+                  ask: Callable[[TrackHistory], None] | None = None) -> list[Rule]:
+    """The rules in level order (stable within a level: contextual before behaviour, agreement before the
+    ensemble)."""
     rules: list[Rule] = [ConfidenceThresholdRule(config), TemporalConsistencyRule(config),
                          SpatialCoherenceRule(config), ContextualValidationRule(), BehaviorAnalysisRule()]
+    if config.second_opinion and ask is not None:
+        rules.append(MultiModelAgreementRule(config, ask))
     if ensemble is not None:
         rules.append(FalsePositivePredictionRule(config, ensemble))
     return sorted(rules, key=lambda r: r.level)

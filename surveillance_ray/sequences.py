@@ -18,10 +18,12 @@ from surveillance_ray.capture import fit_to_model, image_quality
 from surveillance_ray.config import PETS_VIDEO, CameraConfig, TrackingConfig
 from surveillance_ray.evaluate import PETS_GT, PETS_GT_SCALE, load_mot_gt
 from surveillance_ray.messages import TrackedFrame
+from surveillance_ray.opinion import agreement, crop_around
 from surveillance_ray.sources import open_source
 
 TrackKey = tuple[str, int, int]  # (stream, epoch, track)
-TRACKLOG_FORMAT = 2  # bumped when the track log gains fields (2: colour descriptors): old caches are redone
+TRACKLOG_FORMAT = 3  # bumped when the track log gains fields (2: colour descriptors, 3: crop scores)
+PERSON = 0
 
 
 @dataclass
@@ -106,7 +108,15 @@ def track_log(seq: Sequence, detector: Any, tracking: TrackingConfig, imgsz: int
             tracks = tracker.update(dets, timestamp=t, image=small, scale=scale)
             frame = TrackedFrame(camera.id, index, index, t, 0, (image.shape[0], image.shape[1]), dets, tracks,
                                  t, luma, sharpness)
-            rows.append(frame.to_log())
+            row = frame.to_log()
+            # what a second opinion would answer about each person track here (MultiModelAgreementRule)
+            row["crop_scores"] = {}
+            for box, cls, tid in zip(tracks.xyxy, tracks.class_id, tracks.track_id):
+                if int(cls) == PERSON:
+                    crop, local = crop_around(image, tuple(float(v) for v in box))
+                    row["crop_scores"][str(int(tid))] = round(agreement(detector.detect([crop], crops=True)[0],
+                                                                        local, PERSON), 4)
+            rows.append(row)
             index += 1
     finally:
         source.close()
@@ -191,3 +201,24 @@ def load_clips(sequences: list[Sequence], imgsz: int, refresh: bool = False, cac
         clips.append(Clip(seq, data["rows"], data["fps"], label_tracks(data["rows"], seq),
                           label_tracks(data["rows"], seq, one_identity=False)))
     return clips
+
+
+def replay_answering(clip: Clip, config: Any, class_names: dict[int, str], cameras: list[CameraConfig],
+                     ensemble: Any = None) -> list[Any]:
+    """Replay a clip's track log, answering each second-opinion request at once from the scores the log
+    holds for that frame (the pipeline's answer comes a frame or two later); returns the alerts."""
+    from surveillance_ray.validate import Validator
+
+    validator = Validator(config, class_names, cameras, keep_alerts=True, ensemble=ensemble)
+    streams: list[str] = []
+    for row in clip.rows:
+        frame = TrackedFrame.from_log(row)
+        if frame.stream_id not in streams:
+            streams.append(frame.stream_id)
+        for request in validator.process(frame).requests:
+            score = row.get("crop_scores", {}).get(str(request.track_id))
+            if score is not None:
+                validator.second_opinion(request.stream_id, request.epoch, request.track_id, score)
+    for stream in streams:
+        validator.finish_stream(stream)
+    return validator.alerts

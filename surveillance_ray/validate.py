@@ -26,7 +26,7 @@ from surveillance_ray.alerts import Alert, AlertStatus, AlertStore, AlertType, C
 from surveillance_ray.config import CameraConfig, ValidatorConfig
 from surveillance_ray.ensemble import EnsembleModel, load_model, track_features
 from surveillance_ray.history import Observation, TrackHistory
-from surveillance_ray.messages import AlertLevel, Event, EventKind, TrackedFrame, Verdict
+from surveillance_ray.messages import AlertLevel, Event, EventKind, OpinionRequest, TrackedFrame, Verdict
 from surveillance_ray.rules import ConfidenceThresholdRule, Finding, RuleInput, RuleResult, default_rules
 from surveillance_ray.scene import CameraScene
 
@@ -61,7 +61,10 @@ class Validator:
             ensemble = load_model(Path(config.ensemble_model))  # refuses to start rather than pass everything
         self.ensemble = None if collect else ensemble
         self.basic = ConfidenceThresholdRule(config)
-        self.rules = [r for r in default_rules(config, self.ensemble) if r.level > AlertLevel.BASIC]
+        self.rules = [r for r in default_rules(config, self.ensemble, None if collect else self._ask)
+                      if r.level > AlertLevel.BASIC]
+        self._requests: list[OpinionRequest] = []  # second opinions asked during the frame being processed
+        self._opinions_to_log: dict[str, list[list]] = {}
         self.levels = sorted({r.level for r in self.rules})
         self.record_tracks = record_tracks
         self.store = AlertStore(Path(run_dir)) if run_dir is not None else None
@@ -117,9 +120,26 @@ class Validator:
         events += self._end_where(lambda s: s.stream_id == frame.stream_id and s.last_t < horizon,
                                   f"unseen for {self.config.end_after_s:g} s")
         if self.record_tracks:
-            self._outbox_tracks.append(frame.to_log())
+            row = frame.to_log()
+            if frame.stream_id in self._opinions_to_log:
+                row["opinions"] = self._opinions_to_log.pop(frame.stream_id)
+            self._outbox_tracks.append(row)
         self._emit(events)
-        return Verdict(validated_at=time.time(), events=tuple(events))
+        requests, self._requests = tuple(self._requests), []
+        return Verdict(validated_at=time.time(), events=tuple(events), requests=requests)
+
+    def _ask(self, state: TrackHistory) -> None:
+        self._requests.append(OpinionRequest(state.stream_id, state.epoch, state.track_id, state.class_id,
+                                             state.last.xyxy))
+
+    def second_opinion(self, stream_id: str, epoch: int, track_id: int, score: float) -> None:
+        """The answer to an ``OpinionRequest`` (from the ingest actor); logged so that a replay sees it."""
+        score = round(float(score), 4)
+        state = self._tracks.get((stream_id, epoch, track_id))
+        if state is not None:
+            state.opinion = score
+        if self.record_tracks:  # logged with the camera's next frame, applied before it on replay
+            self._opinions_to_log.setdefault(stream_id, []).append([epoch, track_id, score])
 
     def process_many(self, frames: list[TrackedFrame]) -> list[Verdict]:
         """One call per detector request of an ingest actor (frames of several cameras)."""
@@ -234,7 +254,7 @@ class Validator:
         kind = f"{finding.type.value}:{finding.direction or ''}"
         suppressed = self.cooldowns.suppressed(obs.stream_id, scope, kind, obs.t, finding.cooldown_s)
         level = finding.level
-        fp = next((r.score for r in results if r.level is AlertLevel.CRITICAL), None)
+        fp = next((r.score for r in results if r.rule == "FalsePositivePredictionRule"), None)
         if behaviors and finding.type is AlertType.OBJECT:
             level = max(level, AlertLevel.ADVANCED)
         alert = Alert(
@@ -343,6 +363,8 @@ def replay(rows: Iterable[dict[str, Any]], config: ValidatorConfig, class_names:
     validator = Validator(config, class_names, cameras, keep_alerts=True, ensemble=ensemble, collect=collect)
     streams: list[str] = []
     for row in rows:
+        for epoch, track_id, score in row.get("opinions", ()):
+            validator.second_opinion(row["stream_id"], epoch, track_id, score)
         frame = TrackedFrame.from_log(row)
         if frame.stream_id not in streams:
             streams.append(frame.stream_id)

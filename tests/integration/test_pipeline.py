@@ -123,14 +123,19 @@ def test_alerts_with_zones_are_committed_listed_and_replayed(ray_session: None, 
     types = {a["type"] for a in raised}
     assert {"object", "intrusion", "line_crossing"} <= types and all(a["class_name"] == "person" for a in raised)
     for a in raised:
+        assert [r["rule"] for r in a["rules"]][-2:] == ["MultiModelAgreementRule", "FalsePositivePredictionRule"]
         assert [r["level"] for r in a["rules"]] == ["BASIC", "INTERMEDIATE", "INTERMEDIATE", "ADVANCED", "ADVANCED",
-                                                    "CRITICAL"]
+                                                    "CRITICAL", "CRITICAL"]
         assert a["fp_probability"] is not None and a["fp_probability"] <= 0.7
         assert all(r["passed"] for r in a["rules"]) and 0 <= a["time_to_alert_s"] < 10
         if a["type"] == "intrusion":  # its anchor (bottom centre) stands on the lawn
             assert a["xyxy"][3] >= 0.55 * 360 - 1  # the video is 480x360
     ids = [a["id"] for a in raised]
     assert len(ids) == len(set(ids))  # one alert per track, type and zone
+    # the second opinions came back from the ingest actor (crops through the detector), and were logged
+    opinions = [a["rules"][-2] for a in raised]
+    assert sum(o["reason"].startswith("second opinion") and o["passed"] for o in opinions) >= len(opinions) * 0.8
+    assert any(row.get("opinions") for row in lines(run_dir / "tracks.jsonl"))
     # the store holds the same alerts (committed before they were written to alerts.jsonl)
     capsys.readouterr()
     assert cli_main(["alerts", str(run_dir), "--all", "--json"]) == 0

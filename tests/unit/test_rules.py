@@ -45,6 +45,7 @@ def cam(**kw) -> CameraConfig:
 
 
 def validator(camera: CameraConfig | None = None, **cfg) -> Validator:
+    cfg.setdefault("second_opinion", False)  # no ingest actor here to answer (see the agreement tests)
     return Validator(ValidatorConfig(**cfg), NAMES, [camera or cam()], keep_alerts=True)
 
 
@@ -214,3 +215,29 @@ def test_not_stitched_when_motion_colours_or_session_disagree(case: str) -> None
               "after a reconnect": {"epoch2": 1}}[case]
     fragments(v, second_id=2, **kwargs)
     assert [a.track_id for a in v.alerts] == [1, 2]
+
+
+
+def test_second_opinion_is_asked_once_and_gates_the_alert() -> None:
+    v = validator(second_opinion=True, second_opinion_min=0.3, second_opinion_wait_s=2.0)
+    requests = []
+    for i in range(5):
+        requests += v.process(frame(i, [(1, 0.8, walker(100, 100)(i)), (2, 0.8, walker(400, 100)(i))])).requests
+    assert sorted(r.track_id for r in requests) == [1, 2] and v.alerts == []  # asked once each, waiting
+    v.second_opinion("cam", 0, 1, 0.9)  # agrees
+    v.second_opinion("cam", 0, 2, 0.1)  # does not
+    for i in range(5, 10):
+        assert v.process(frame(i, [(1, 0.8, walker(100, 100)(i)), (2, 0.8, walker(400, 100)(i))])).requests == ()
+    [alert] = v.alerts
+    assert alert.track_id == 1 and alert.rules[-2].rule == "MultiModelAgreementRule"
+    assert alert.rules[-2].reason == "second opinion 0.90 >= 0.30"
+    assert reason(v, 2) == "MultiModelAgreementRule: second opinion 0.10 < 0.30"
+
+
+def test_no_second_opinion_never_holds_an_alert_for_good() -> None:
+    v = validator(second_opinion=True, second_opinion_wait_s=1.0)
+    for i in range(30):
+        v.process(frame(i, [(1, 0.8, walker(100, 100)(i))]))
+    [alert] = v.alerts
+    assert alert.rules[-2].reason.startswith("no second opinion within 1.0 s")
+    assert 1.0 < alert.time_to_alert_s < 1.5
