@@ -447,7 +447,7 @@ class ValidatorConfig(_Strict):
         "for good."))
     ensemble_model: str | None = Field(default_factory=_default_ensemble, description=(
         "The false-positive ensemble (a joblib file with its .card.json; default: the one shipped, trained "
-        "on the shared assets' labelled sequences). None: no CRITICAL level."))
+        "on the shared assets' labelled sequences). None: no FalsePositivePredictionRule."))
     fp_threshold: float = Field(0.7, ge=0.0, le=1.0, description=(
         "A track the ensemble gives a false-positive probability above this does not alert."))
     ensemble_every: int = Field(5, ge=1, le=1000, description=(
