@@ -38,8 +38,9 @@ import supervision as sv
 from benchmarks.common import RESULTS, assets, machine, save
 from surveillance_ray.config import ValidatorConfig
 from surveillance_ray.ensemble import EnsembleModel
-from surveillance_ray.sequences import Clip, labelled_sequences, load_clips, negative_sequences, replay_answering
+from surveillance_ray.sequences import Clip, labelled_sequences, load_clips, logged_crop_score, negative_sequences
 from surveillance_ray.training import fit, person_camera, samples
+from surveillance_ray.validate import replay
 
 PERSON = 0
 FRIGATE = {"min_score": 0.5, "threshold": 0.7}
@@ -99,9 +100,10 @@ def frigate(clip: Clip, threshold: float = FRIGATE["threshold"], min_score: floa
 
 
 def _alerts(clip: Clip, config: ValidatorConfig, ensemble: EnsembleModel | None = None) -> list[AlertRow]:
-    alerts = replay_answering(clip, config, {PERSON: "person", 2: "car"}, [person_camera(clip)], ensemble)
+    result = replay(clip.rows, config, {PERSON: "person", 2: "car"}, [person_camera(clip)], ensemble,
+                    answer=logged_crop_score)
     return [AlertRow(a.frame_id, clip.alert_labels.get((a.camera, a.epoch, a.track_id)))
-            for a in alerts if a.status.value == "raised" and a.class_id == PERSON]
+            for a in result.alerts if a.status.value == "raised" and a.class_id == PERSON]
 
 
 def rules(clip: Clip, threshold: float | None = None) -> list[AlertRow]:

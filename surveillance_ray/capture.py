@@ -79,6 +79,17 @@ def image_quality(image: np.ndarray) -> tuple[float, float]:
     return float(grey.mean()), float(cv2.Laplacian(grey, cv2.CV_32F).var())
 
 
+def make_frame(stream_id: str, frame_id: int, source_index: int, image: np.ndarray, media_time: float,
+               captured_at: float, epoch: int, imgsz: int, keep_original: bool = False) -> Frame:
+    """A decoded image as the pipeline carries it: downscaled to the model, with its luma and sharpness."""
+    small, scale = fit_to_model(image, imgsz)
+    luma, sharpness = image_quality(small)
+    return Frame(stream_id=stream_id, frame_id=frame_id, source_index=source_index, captured_at=captured_at,
+                 epoch=epoch, media_time=media_time, image=small, scale=scale,
+                 original_shape=(image.shape[0], image.shape[1]), luma=luma, sharpness=sharpness,
+                 original=image if keep_original else None)
+
+
 @dataclass
 class CaptureStats:
     """What the capture thread counted (the processing loop counts the rest)."""
@@ -188,12 +199,8 @@ class CameraCapture:
                 if next_sample is not None and t < next_sample - 1e-6:
                     continue
                 next_sample = t + period if next_sample is None or next_sample + period <= t else next_sample + period
-            small, scale = fit_to_model(image, self._imgsz)
-            luma, sharpness = image_quality(small)
-            frame = Frame(stream_id=cam.id, frame_id=stats.frames_read, source_index=index,
-                          captured_at=time.time(), epoch=self._epoch, media_time=t, image=small, scale=scale,
-                          original_shape=(image.shape[0], image.shape[1]), luma=luma, sharpness=sharpness,
-                          original=image if self._keep_original else None)
+            frame = make_frame(cam.id, stats.frames_read, index, image, t, time.time(), self._epoch, self._imgsz,
+                               self._keep_original)
             stats.frames_read += 1
             if stats.first_frame_at is None:
                 stats.first_frame_at = frame.captured_at

@@ -156,15 +156,19 @@ class TrackHistory:
 
     def velocity(self, span_s: float = 1.0) -> tuple[float, float]:
         """Centre velocity over about the last ``span_s`` seconds, pixels per second."""
-        first, last = self._span(span_s)
-        dt = last.t - first.t
-        if dt <= 0:
-            return 0.0, 0.0
-        (x0, y0), (x1, y1) = first.centre, last.centre
-        return (x1 - x0) / dt, (y1 - y0) / dt
+        return self._motion(span_s)[:2]
 
     def speed(self, span_s: float = 1.0) -> float:
         """Centre speed over about the last ``span_s`` seconds, in the track's box heights per second."""
+        vx, vy, height = self._motion(span_s)
+        return (vx * vx + vy * vy) ** 0.5 / height
+
+    def _motion(self, span_s: float) -> tuple[float, float, float]:
+        """(vx, vy) in pixels per second over the span, and the mean box height at its ends."""
         first, last = self._span(span_s)
-        vx, vy = self.velocity(span_s)
-        return (vx * vx + vy * vy) ** 0.5 / ((first.height + last.height) / 2)
+        dt = last.t - first.t
+        height = (first.height + last.height) / 2
+        if dt <= 0:
+            return 0.0, 0.0, height
+        (x0, y0), (x1, y1) = first.centre, last.centre
+        return (x1 - x0) / dt, (y1 - y0) / dt, height

@@ -186,13 +186,10 @@ class IngestActor:
         elif frame.epoch != cam.epoch:
             cam.tracker.reset()
         cam.epoch = frame.epoch
-        if frame.scale != 1.0:
-            detections = detections.scaled(1.0 / frame.scale)
-        tracks = cam.tracker.update(detections, timestamp=frame.media_time, image=frame.image, scale=frame.scale)
         cam.last_original = frame.original
-        return TrackedFrame(frame.stream_id, frame.frame_id, frame.source_index, frame.captured_at, frame.epoch,
-                            frame.original_shape, detections, tracks, frame.media_time, frame.luma,
-                            frame.sharpness)
+        from surveillance_ray.track import track_frame  # imported with the tracker (see above)
+
+        return track_frame(cam.tracker, frame, detections)
 
     async def _validated(self, tracked: list[TrackedFrame], response: Any) -> None:
         try:

@@ -281,8 +281,7 @@ class _Monitor:
         for cid, c in (self.validator_call("counts") or {}).items():
             if cid in self.last_stats:
                 self.last_stats[cid]["events"] = c["events"]
-                self.last_stats[cid]["alerts_raised"] = sum(
-                    n for k, n in c["alerts"].items() if k.startswith("raised:"))
+                self.last_stats[cid]["alerts_raised"] = raised(c["alerts"])
 
     def _drain(self, events_file: TextIO, tracks_file: TextIO | None) -> None:
         events, tracks = self.validator_call("drain") or ([], [])
@@ -296,6 +295,11 @@ class _Monitor:
 
     def table(self) -> Table:
         return stream_table(self.last_stats, title=f"surveillance-ray  {self.elapsed:5.0f} s")
+
+
+def raised(alerts: dict[str, int]) -> int:
+    """Alerts raised, from counts by "status:type"."""
+    return sum(n for tag, n in alerts.items() if tag.startswith("raised:"))
 
 
 def alert_counts(run_dir: Path) -> dict[str, dict[str, int]]:
@@ -335,7 +339,7 @@ def build_summary(reports: dict[str, dict[str, Any]], counts: dict[str, dict[str
             "decode_errors": r.get("decode_errors", 0),
             "confirmed_tracks": c.get("confirmed_tracks", 0), "events_by_kind": c.get("events_by_kind", {}),
             "started_by_class": c.get("started_by_class", {}), "alerts": c.get("alerts", {}),
-            "alerts_raised": sum(n for k, n in c.get("alerts", {}).items() if k.startswith("raised:")),
+            "alerts_raised": raised(c.get("alerts", {})),
             "ingest_actor": r.get("ingest_actor"),
             "node_id": r.get("node_id"),
         }

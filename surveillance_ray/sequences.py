@@ -14,10 +14,9 @@ from typing import Any, Iterable
 import numpy as np
 import supervision as sv
 
-from surveillance_ray.capture import fit_to_model, image_quality
+from surveillance_ray.capture import make_frame
 from surveillance_ray.config import PETS_VIDEO, CameraConfig, TrackingConfig
 from surveillance_ray.evaluate import PETS_GT, PETS_GT_SCALE, load_mot_gt
-from surveillance_ray.messages import TrackedFrame
 from surveillance_ray.opinion import agreement, crop_around
 from surveillance_ray.sources import open_source
 
@@ -85,8 +84,9 @@ def _mot17_persons(path: Path) -> dict[int, np.ndarray]:
 
 
 def track_log(seq: Sequence, detector: Any, tracking: TrackingConfig, imgsz: int) -> tuple[list[dict], float]:
-    """Detector and ByteTrack over the sequence exactly as an ingest actor runs them; (track-log rows, fps)."""
-    from surveillance_ray.track import StreamTracker
+    """Detector and ByteTrack over the sequence exactly as an ingest actor runs them; (track-log rows, fps).
+    Each row also holds what a second opinion would answer about each person track (``crop_scores``)."""
+    from surveillance_ray.track import StreamTracker, track_frame
 
     camera = CameraConfig(id=seq.name[:64], source=seq.source, realtime=False)
     source = open_source(camera)
@@ -99,17 +99,10 @@ def track_log(seq: Sequence, detector: Any, tracking: TrackingConfig, imgsz: int
             if got is None:
                 break
             image, media_time = got
-            small, scale = fit_to_model(image, imgsz)
-            luma, sharpness = image_quality(small)
-            dets = detector.detect([small])[0]
-            if scale != 1.0:
-                dets = dets.scaled(1.0 / scale)
             t = media_time if media_time is not None else index / source.fps
-            tracks = tracker.update(dets, timestamp=t, image=small, scale=scale)
-            frame = TrackedFrame(camera.id, index, index, t, 0, (image.shape[0], image.shape[1]), dets, tracks,
-                                 t, luma, sharpness)
-            row = frame.to_log()
-            # what a second opinion would answer about each person track here (MultiModelAgreementRule)
+            frame = make_frame(camera.id, index, index, image, t, t, 0, imgsz)
+            tracked = track_frame(tracker, frame, detector.detect([frame.image])[0])
+            row, tracks = tracked.to_log(), tracked.tracks
             row["crop_scores"] = {}
             for box, cls, tid in zip(tracks.xyxy, tracks.class_id, tracks.track_id):
                 if int(cls) == PERSON:
@@ -121,6 +114,11 @@ def track_log(seq: Sequence, detector: Any, tracking: TrackingConfig, imgsz: int
     finally:
         source.close()
     return rows, source.fps
+
+
+def logged_crop_score(row: dict, request: Any) -> float | None:
+    """A second-opinion request answered from the crop scores a ``track_log`` row holds."""
+    return row.get("crop_scores", {}).get(str(request.track_id))
 
 
 def track_boxes(rows: Iterable[dict], class_id: int = 0) -> dict[TrackKey, dict[int, np.ndarray]]:
@@ -202,23 +200,3 @@ def load_clips(sequences: list[Sequence], imgsz: int, refresh: bool = False, cac
                           label_tracks(data["rows"], seq, one_identity=False)))
     return clips
 
-
-def replay_answering(clip: Clip, config: Any, class_names: dict[int, str], cameras: list[CameraConfig],
-                     ensemble: Any = None) -> list[Any]:
-    """Replay a clip's track log, answering each second-opinion request at once from the scores the log
-    holds for that frame (the pipeline's answer comes a frame or two later); returns the alerts."""
-    from surveillance_ray.validate import Validator
-
-    validator = Validator(config, class_names, cameras, keep_alerts=True, ensemble=ensemble)
-    streams: list[str] = []
-    for row in clip.rows:
-        frame = TrackedFrame.from_log(row)
-        if frame.stream_id not in streams:
-            streams.append(frame.stream_id)
-        for request in validator.process(frame).requests:
-            score = row.get("crop_scores", {}).get(str(request.track_id))
-            if score is not None:
-                validator.second_opinion(request.stream_id, request.epoch, request.track_id, score)
-    for stream in streams:
-        validator.finish_stream(stream)
-    return validator.alerts

@@ -8,7 +8,7 @@ import supervision as sv
 from trackers import ByteTrackTracker
 
 from surveillance_ray.config import TrackingConfig
-from surveillance_ray.messages import Detections, Tracks
+from surveillance_ray.messages import Detections, Frame, TrackedFrame, Tracks
 
 
 class StreamTracker:
@@ -57,6 +57,16 @@ class StreamTracker:
         self._earlier_sessions += len(self._ids)
         self._ids = set()
         self._tracker = self._new()
+
+
+def track_frame(tracker: StreamTracker, frame: Frame, detections: Detections) -> TrackedFrame:
+    """One analysed frame through the camera's tracker (``detections`` in the analysed image's pixels):
+    what the validator gets, in the frame's own pixels."""
+    if frame.scale != 1.0:
+        detections = detections.scaled(1.0 / frame.scale)
+    tracks = tracker.update(detections, timestamp=frame.media_time, image=frame.image, scale=frame.scale)
+    return TrackedFrame(frame.stream_id, frame.frame_id, frame.source_index, frame.captured_at, frame.epoch,
+                        frame.original_shape, detections, tracks, frame.media_time, frame.luma, frame.sharpness)
 
 
 APPEARANCE_BINS = (8, 3)  # hue x saturation

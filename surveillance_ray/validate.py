@@ -17,7 +17,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import ray
@@ -357,9 +357,12 @@ class Replay:
 
 
 def replay(rows: Iterable[dict[str, Any]], config: ValidatorConfig, class_names: dict[int, str],
-           cameras: Iterable[CameraConfig] = (), ensemble: EnsembleModel | None = None, collect: int = 0) -> Replay:
+           cameras: Iterable[CameraConfig] = (), ensemble: EnsembleModel | None = None, collect: int = 0,
+           answer: Callable[[dict[str, Any], OpinionRequest], float | None] | None = None) -> Replay:
     """Run a track log through a fresh validator; gives the events and alerts the run produced (and,
-    with ``collect``, the features of its candidate observations: ``Replay.candidates``)."""
+    with ``collect``, the features of its candidate observations: ``Replay.candidates``). Second opinions
+    the run logged are applied where it applied them; ``answer`` (row, request) → score answers the
+    requests of logs that hold none, at once (e.g. ``sequences.logged_crop_score``)."""
     validator = Validator(config, class_names, cameras, keep_alerts=True, ensemble=ensemble, collect=collect)
     streams: list[str] = []
     for row in rows:
@@ -368,7 +371,10 @@ def replay(rows: Iterable[dict[str, Any]], config: ValidatorConfig, class_names:
         frame = TrackedFrame.from_log(row)
         if frame.stream_id not in streams:
             streams.append(frame.stream_id)
-        validator.process(frame)
+        for request in validator.process(frame).requests:
+            score = answer(row, request) if answer is not None else None
+            if score is not None:
+                validator.second_opinion(request.stream_id, request.epoch, request.track_id, score)
     for stream_id in streams:
         validator.finish_stream(stream_id)
     return Replay(validator.drain()[0], validator.alerts, validator.candidates)

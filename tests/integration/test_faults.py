@@ -20,6 +20,20 @@ def replica_names() -> list[str]:
             if a["namespace"] == "serve" and APP_NAME in a["name"] and "YOLODetector" in a["name"]]
 
 
+class Background:
+    """``run_pipeline`` on a thread, so that the test can break things while it runs."""
+
+    def __init__(self, settings) -> None:
+        self.result: dict = {}
+        self.thread = threading.Thread(target=lambda: self.result.update(summary=run_pipeline(settings).summary))
+        self.thread.start()
+
+    def summary(self, timeout: float) -> dict:
+        self.thread.join(timeout=timeout)
+        assert not self.thread.is_alive(), "the run did not finish"
+        return self.result["summary"]
+
+
 def analysed_rows(log: Path) -> list[dict]:
     return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
@@ -28,9 +42,7 @@ def test_detector_replica_killed_mid_run(ray_session: None, tmp_path: Path, asse
     seq = assets / "mot/TUD-Campus"  # 640x480 frames at 40 fps per camera: a request is always in flight
     cams = [{"id": f"c{i}", "source": str(seq), "source_fps": 40, "loop": True} for i in range(3)]
     settings = settings_for(tmp_path, cams, detector={"imgsz": 640}, run={"duration_s": 30})
-    result: dict = {}
-    runner = threading.Thread(target=lambda: result.update(summary=run_pipeline(settings).summary))
-    runner.start()
+    run = Background(settings)
     log = settings.run.run_dir / "tracks.jsonl"
     assert wait_for(lambda: len(analysed_rows(log)) >= 60, timeout=90), "no frames analysed"
     [name] = replica_names()
@@ -40,10 +52,8 @@ def test_detector_replica_killed_mid_run(ray_session: None, tmp_path: Path, asse
     assert wait_for(lambda: at_detector() > 0, timeout=30, interval=0.01)  # kill it with frames in flight
     killed_at = time.time()
     ray.kill(ray.get_actor(name, namespace="serve"), no_restart=True)
-    runner.join(timeout=180)
-    assert not runner.is_alive()
+    summary = run.summary(timeout=180)
 
-    summary = result["summary"]
     total = summary["total"]
     # the frames at the detector when it died: counted as detector_error, or (Ray Serve's router routes a
     # request whose replica died again) analysed by the new replica, after waiting for it to start
@@ -69,17 +79,14 @@ def test_stalled_camera_does_not_slow_the_others(ray_session: None, tmp_path: Pa
                 {"id": "stalls", "source": stalling.urls[0], "read_timeout_s": 2, "reconnect_initial_s": 0.5,
                  "reconnect_max_s": 1}]  # both in one ingest actor (cameras_per_actor defaults to 16)
         settings = settings_for(tmp_path, cams, detector={"imgsz": 320}, run={"duration_s": 30})
-        result: dict = {}
-        runner = threading.Thread(target=lambda: result.update(summary=run_pipeline(settings).summary))
-        runner.start()
+        run = Background(settings)
         log = settings.run.run_dir / "tracks.jsonl"
         assert wait_for(lambda: sum(r["stream_id"] == "stalls" for r in analysed_rows(log)) >= 30, timeout=60)
         os.kill(stalling.proc.pid, signal.SIGSTOP)  # the camera stops sending, its connection stays open
         stalled = (time.time() + 1, time.time() + 9)
         time.sleep(10)
         os.kill(stalling.proc.pid, signal.SIGCONT)
-        runner.join(timeout=120)
-        assert not runner.is_alive()
+        streams = run.summary(timeout=120)["streams"]
     finally:
         steady.stop()
         stalling.stop()
@@ -88,9 +95,8 @@ def test_stalled_camera_does_not_slow_the_others(ray_session: None, tmp_path: Pa
     steady_fps = sum(r["stream_id"] == "steady" for r in during) / (stalled[1] - stalled[0])
     assert steady_fps >= 8.0  # the steady camera kept its ~10 fps while the other one hung
     assert sum(r["stream_id"] == "stalls" for r in during) <= 2
-    summary = result["summary"]["streams"]
-    assert summary["stalls"]["frames_analysed"] > 30 and summary["steady"]["state"] == "finished"
-    for s in summary.values():
+    assert streams["stalls"]["frames_analysed"] > 30 and streams["steady"]["state"] == "finished"
+    for s in streams.values():
         assert s["frames_read"] == s["frames_analysed"] + s["frames_dropped"]
 
 
@@ -102,19 +108,15 @@ def test_validator_killed_mid_run_loses_no_alert(ray_session: None, tmp_path: Pa
     seq = assets / "mot/PETS09-S3-MF1"  # people walking, looped
     cams = [{"id": f"c{i}", "source": str(seq), "source_fps": 7, "loop": True} for i in range(2)]
     settings = settings_for(tmp_path, cams, detector={"imgsz": 320}, run={"duration_s": 25})
-    result: dict = {}
-    runner = threading.Thread(target=lambda: result.update(summary=run_pipeline(settings).summary))
-    runner.start()
+    run = Background(settings)
     jsonl = settings.run.run_dir / "alerts.jsonl"
     assert wait_for(lambda: jsonl.exists() and len(jsonl.read_text().splitlines()) >= 3, timeout=90)
     [validator] = [ray.get_actor(a["name"], namespace=a["namespace"])
                    for a in ray.util.list_named_actors(all_namespaces=True) if a["name"].startswith("validator-")]
     killed_at = time.time()
     ray.kill(validator, no_restart=False)  # as if its process crashed
-    runner.join(timeout=180)
-    assert not runner.is_alive()
+    summary = run.summary(timeout=180)
 
-    summary = result["summary"]
     written = [json.loads(line) for line in jsonl.read_text().splitlines()]
     stored = {a.id: a for a in read_alerts(settings.run.run_dir)}
     assert {a["id"] for a in written} <= set(stored) and len(written) == len(stored)  # none lost, none twice
