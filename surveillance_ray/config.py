@@ -409,6 +409,10 @@ class ValidatorConfig(_Strict):
     confirm_frames: int = Field(3, ge=1, le=1000, description=(
         "Observations passing BASIC a track needs within the window before it can alert (persistence)."))
     confirm_window: int = Field(5, ge=1, le=1000, description="Window (observations) for persistence.")
+    confirm_seconds: float = Field(1.0, ge=0.0, le=3600, description=(
+        "Or: two observations passing BASIC at least this far apart (camera clock) within the window "
+        "make a track persistent (low-frame-rate cameras, where confirm_frames would take seconds). "
+        "0 turns this off."))
     min_median_score: float = Field(0.5, ge=0.0, le=1.0, description=(
         "The median confidence of the track's last smooth_window observations must reach this (one good "
         "frame among poor ones is not a person; measured: real person tracks here have medians >= 0.68)."))

@@ -152,13 +152,20 @@ class TemporalConsistencyRule:
             steps += 1
         return (ok / steps if steps else 1.0), steps
 
+    def passing_span(self, track: TrackHistory) -> float:
+        """Seconds between the first and last observations of the window that passed BASIC."""
+        recent = list(track.recent)[-len(track.basic):]
+        times = [o.t for o, ok in zip(recent, list(track.basic)[-len(recent):]) if ok]
+        return times[-1] - times[0] if len(times) >= 2 else 0.0
+
     def evaluate(self, inp: RuleInput) -> RuleResult:
         c, track = self.config, inp.track
         passes = sum(track.basic)
-        if passes < c.confirm_frames:
+        sparse = c.confirm_seconds > 0 and passes >= 2 and self.passing_span(track) >= c.confirm_seconds
+        if passes < c.confirm_frames and not sparse:
             return RuleResult(self.name, self.level, False, passes / c.confirm_frames,
                               f"passed BASIC in {passes} of the last {len(track.basic)} observations "
-                              f"(needs {c.confirm_frames})")
+                              f"(needs {c.confirm_frames}, or 2 over {c.confirm_seconds:g} s)")
         if track.class_share < c.min_class_share:
             return RuleResult(self.name, self.level, False, track.class_share,
                               f"{track.class_share:.0%} of its observations are {track.class_name} "

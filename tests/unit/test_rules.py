@@ -20,14 +20,15 @@ FPS = 10.0
 
 def frame(i: int, tracks: list[tuple[int, float, tuple[float, float, float, float]]], cls: int = 0,
           stream: str = "cam", epoch: int = 0, t0: float = 1_800_000_000.0,
-          looks: np.ndarray | None = None) -> TrackedFrame:
+          looks: np.ndarray | None = None, fps: float | None = None) -> TrackedFrame:
+    fps = fps or FPS
     n = len(tracks)
     xyxy = np.array([box for _, _, box in tracks], np.float32).reshape(-1, 4)
     conf = np.array([c for _, c, _ in tracks], np.float32)
     t = Tracks(xyxy, conf, np.full(n, cls, np.int32), np.array([tid for tid, _, _ in tracks], np.int64),
                None if looks is None else np.repeat(looks[None, :], n, axis=0))
-    return TrackedFrame(stream, i, i, t0 + i / FPS, epoch, SHAPE, Detections(xyxy, conf, t.class_id), t,
-                        media_time=i / FPS, luma=120.0, sharpness=300.0)
+    return TrackedFrame(stream, i, i, t0 + i / fps, epoch, SHAPE, Detections(xyxy, conf, t.class_id), t,
+                        media_time=i / fps, luma=120.0, sharpness=300.0)
 
 
 def walker(x0: float, y0: float, vx: float = 2.0, vy: float = 0.0, h: float = 80.0, w: float = 30.0):
@@ -63,6 +64,19 @@ def test_a_steady_person_raises_one_object_alert_with_every_rule_recorded() -> N
     assert alert.fp_probability == alert.rules[-1].score < 0.7
     assert alert.time_to_alert_s == pytest.approx(0.2)  # third observation: persistence 3 of 5
     assert alert.id == "cam-e0-t1-object"
+
+
+def test_a_low_frame_rate_camera_confirms_on_two_sightings_a_second_apart() -> None:
+    path = walker(100, 100, vx=20)
+    for confirm_seconds, alert_at in ((1.0, 1), (0.0, 2)):
+        v = validator(confirm_seconds=confirm_seconds)
+        for i in range(3):  # 1 fps: persistence counted in frames would take 3 s
+            v.process(frame(i, [(1, 0.8, path(i))], fps=1.0))
+        [alert] = v.alerts
+        assert alert.frame_id == alert_at and alert.time_to_alert_s == pytest.approx(alert_at)
+    v = validator()
+    run(v, 2, {1: (0.8, walker(100, 100))})  # two sightings 0.1 s apart at 10 fps: not yet
+    assert v.alerts == [] and "needs 3, or 2 over 1 s" in reason(v, 1)
 
 
 def reason(v: Validator, track: int) -> str:
