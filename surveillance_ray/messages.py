@@ -22,6 +22,7 @@ class EventKind(str, enum.Enum):
     TRACK_STARTED = "track_started"
     TRACK_PERSISTED = "track_persisted"
     TRACK_ENDED = "track_ended"
+    ALERT_REVIEWED = "alert_reviewed"  # the VLM's review of an escalated alert (escalate.py)
 
 
 class StreamState(str, enum.Enum):
@@ -180,9 +181,10 @@ class OpinionRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
+class Validated:
     """The validator's reply for one frame."""
 
     validated_at: float
     events: tuple[Event, ...] = field(default_factory=tuple)
     requests: tuple[OpinionRequest, ...] = ()
+    escalations: tuple[Any, ...] = ()  # evidence.EscalationRequest: alerts for the VLM

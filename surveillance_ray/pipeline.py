@@ -30,11 +30,13 @@ from surveillance_ray.config import CameraConfig, ConfigError, Settings, unknown
 from surveillance_ray.ingest import IngestActorRemote
 from surveillance_ray.messages import StreamState
 from surveillance_ray.stats import merge_latency
+from surveillance_ray.escalate import EscalatorActor
 from surveillance_ray.validate import ValidatorActor
 
 logger = logging.getLogger(__name__)
 
 APP_NAME = "surveillance-detector"
+VLM_APP = "vlm"  # deployments/vlm.py
 DEPLOYMENT = "YOLODetector"
 SUMMARY_KEYS = ("frames_read", "frames_analysed", "frames_dropped", "fps_analysed", "latency_ms", "tracks", "events")
 
@@ -62,7 +64,11 @@ def deploy_detector(settings: Settings) -> Any:
 
     # The per-request access log costs ~11 % CPU; Serve's INFO lines would scroll over the live table.
     quiet = {"enable_access_log": False, "log_level": "WARNING"}
-    serve.start(proxy_location="Disabled", logging_config=quiet)
+    if settings.vlm.serve.enabled:  # the VLM is reached over HTTP (OpenAI-compatible)
+        serve.start(proxy_location="HeadOnly", logging_config=quiet,
+                    http_options={"host": "127.0.0.1", "port": settings.vlm.serve.http_port})
+    else:
+        serve.start(proxy_location="Disabled", logging_config=quiet)
     try:
         return serve.run(detector_app(settings.detector), name=APP_NAME, route_prefix=None, logging_config=quiet)
     except RuntimeError as exc:
@@ -102,10 +108,19 @@ def run_pipeline(settings: Settings, console: Console | None = None) -> RunResul
             raise ConfigError("\n".join(unknown))
         # on this node: it writes the alert store into the run directory
         here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        vlm = settings.vlm
         validator = ValidatorActor.options(name=f"validator-{os.getpid()}", scheduling_strategy=here).remote(
-            settings.validator, names, settings.cameras, settings.run.track_log, str(run_dir.resolve()))
-        actors = start_ingest(settings, handle, validator)
-        monitor = _Monitor(settings, actors, validator, run_dir, console)
+            settings.validator, names, settings.cameras, settings.run.track_log, str(run_dir.resolve()),
+            escalate_level=vlm.min_level if vlm.enabled else None)
+        vlm_info: dict[str, Any] = {}
+        escalator = None
+        if vlm.enabled:
+            if vlm.serve.enabled:
+                vlm_info["startup_s"] = deploy_vlm(settings, console)
+            escalator = EscalatorActor.options(name=f"escalator-{os.getpid()}", scheduling_strategy=here).remote(
+                vlm, vlm.all_endpoints(), validator)
+        actors = start_ingest(settings, handle, validator, escalator)
+        monitor = _Monitor(settings, actors, validator, run_dir, console, escalator)
         reports = monitor.loop()
         counts = monitor.validator_call("counts") or {}
         monitor.validator_call("close")
@@ -117,6 +132,7 @@ def run_pipeline(settings: Settings, console: Console | None = None) -> RunResul
             "ingest_actors": monitor.actor_info, "detector_timeline": monitor.detector_timeline,
             "nodes": sorted({a.get("node_id", "") for a in monitor.actor_info.values()} - {""}),
             "validator_failures": monitor.validator_failures,
+            "vlm": {**vlm_info, **monitor.escalation} if vlm.enabled else None,
             "uss_mb_total": round(process_tree_uss() / 2**20, 1) if started_ray else None,
             "uss_scope": "driver + the local Ray it started" if started_ray else "not measured (joined a cluster)",
         }
@@ -127,10 +143,11 @@ def run_pipeline(settings: Settings, console: Console | None = None) -> RunResul
         console.print(f"run directory: {run_dir}")
         return RunResult(run_dir, summary)
     finally:
-        try:
-            serve.delete(APP_NAME)
-        except Exception:  # Serve may not have come up at all
-            logger.debug("serve.delete failed", exc_info=True)
+        for app in (APP_NAME, VLM_APP) if settings.vlm.serve.enabled else (APP_NAME,):
+            try:
+                serve.delete(app)
+            except Exception:  # Serve may not have come up at all
+                logger.debug("serve.delete %s failed", app, exc_info=True)
         if started_ray:
             ray.shutdown()
 
@@ -147,7 +164,29 @@ def camera_groups(cameras: list[CameraConfig], per_actor: int) -> list[list[Came
     return groups
 
 
-def start_ingest(settings: Settings, detector: Any, validator: Any) -> dict[str, Any]:
+def deploy_vlm(settings: Settings, console: Console) -> float:
+    """Start the VLM deployment (its own environment) and wait until Serve runs it; seconds it took."""
+    from deployments.vlm import deploy
+
+    t0 = time.time()
+    console.print(f"vlm: starting {settings.vlm.serve.model_source} on Ray Serve LLM ...")
+    deploy(settings.vlm.serve)
+    while True:
+        app = serve.status().applications.get(VLM_APP)
+        state = getattr(app.status, "value", str(app.status)) if app else "NOT_STARTED"
+        if state == "RUNNING":
+            break
+        if state in ("DEPLOY_FAILED", "UNHEALTHY") or time.time() - t0 > settings.vlm.serve.ready_timeout_s:
+            message = (app.message if app else "") or next(
+                (d.message for d in (app.deployments.values() if app else ()) if d.message), "")
+            raise RuntimeError(f"vlm.serve: the VLM deployment is {state} after {time.time() - t0:.0f} s: "
+                               f"{' '.join(message.split())[:300]}")
+        time.sleep(1.0)
+    console.print(f"vlm: ready in {time.time() - t0:.0f} s")
+    return round(time.time() - t0, 1)
+
+
+def start_ingest(settings: Settings, detector: Any, validator: Any, escalator: Any = None) -> dict[str, Any]:
     """One ingest actor per group of cameras, spread over the cluster's nodes (``ingest.placement``)."""
     options: dict[str, Any] = {"scheduling_strategy": "SPREAD"} if settings.ingest.placement == "spread" else {}
     actors = {}
@@ -155,7 +194,7 @@ def start_ingest(settings: Settings, detector: Any, validator: Any) -> dict[str,
         name = f"ingest-{i}-{os.getpid()}"
         actors[name] = IngestActorRemote.options(name=name, **options).remote(
             group, detector, validator, settings.tracking, settings.ingest, settings.detector.imgsz,
-            settings.run.max_frames, settings.validator.second_opinion)
+            settings.run.max_frames, settings.validator.second_opinion, escalator, settings.vlm)
     return actors
 
 
@@ -163,8 +202,10 @@ class _Monitor:
     """Polls the ingest actors, enforces the duration, drains events to disk, shows the live table."""
 
     def __init__(self, settings: Settings, actors: dict[str, Any], validator: Any, run_dir: Path,
-                 console: Console) -> None:
+                 console: Console, escalator: Any = None) -> None:
         self.settings = settings
+        self.escalator = escalator
+        self.escalation: dict[str, Any] = {}
         self.actors = actors
         self.validator = validator
         self.console = console
@@ -209,6 +250,7 @@ class _Monitor:
                             raise
                         self.console.print("stopping: finishing the frames already read (Ctrl-C again to abort)")
                         stopping = self._stop_all()
+            self._finish_escalations()
             self._drain(events_file, tracks_file)
         finally:
             events_file.close()
@@ -216,6 +258,18 @@ class _Monitor:
                 tracks_file.close()
         self.elapsed = time.time() - self.started
         return reports
+
+    def _finish_escalations(self) -> None:
+        """Give queued escalations ``vlm.drain_s`` to be reviewed; what is left stays unreviewed."""
+        if self.escalator is None:
+            return
+        try:
+            drained = ray.get(self.escalator.flush.remote(self.settings.vlm.drain_s),
+                              timeout=self.settings.vlm.drain_s + 30)
+            self.escalation = {"drained": drained, **ray.get(self.escalator.stats.remote(), timeout=30)}
+        except (ray.exceptions.RayError, TimeoutError) as exc:
+            self.escalation = {"error": f"escalator unreachable: {str(exc).splitlines()[0][:200]}"}
+            logger.error("%s", self.escalation["error"])
 
     def _stop_all(self) -> bool:
         for actor in self.actors.values():
@@ -408,6 +462,15 @@ def run_notes(summary: dict[str, Any]) -> list[str]:
         notes.append(f"validator unreachable {len(failures)} time(s) (first at {failures[0]['t_s']:g} s: "
                      f"{failures[0]['error']}); Ray restarted it: alerts were already in alerts.db, events and "
                      "track-log rows it held were lost, frames sent meanwhile are counted validator_error")
+    vlm = summary.get("run", {}).get("vlm")
+    if vlm:
+        c = vlm.get("counts") or {}
+        lat = "; ".join(f"{m} p50 {p['p50']:.0f} ms, p95 {p['p95']:.0f} ms" for m, p in (vlm.get("latency_ms") or {}).items())
+        notes.append(f"vlm: {c.get('queued', 0)} alert(s) escalated, {c.get('reviewed', 0)} reviewed, "
+                     f"{c.get('failed', 0)} failed, {c.get('dropped', 0)} dropped (queue full)"
+                     + (f"; {lat}" if lat else "") + (f"; ready in {vlm['startup_s']:g} s" if "startup_s" in vlm else "")
+                     + ("" if vlm.get("drained", True) else "; the run ended before the queue emptied")
+                     + (f"; {vlm['error']}" if vlm.get("error") else ""))
     timeline = summary.get("run", {}).get("detector_timeline") or []
     if len(timeline) > 1:
         steps = "; ".join(f"{e['t_s']:g} s {e['status'].lower()} "

@@ -26,7 +26,8 @@ from surveillance_ray.alerts import Alert, AlertStatus, AlertStore, AlertType, C
 from surveillance_ray.config import CameraConfig, ValidatorConfig
 from surveillance_ray.ensemble import EnsembleModel, load_model, track_features
 from surveillance_ray.history import Observation, TrackHistory
-from surveillance_ray.messages import AlertLevel, Event, EventKind, OpinionRequest, TrackedFrame, Verdict
+from surveillance_ray.evidence import EscalationRequest
+from surveillance_ray.messages import AlertLevel, Event, EventKind, OpinionRequest, TrackedFrame, Validated
 from surveillance_ray.rules import ConfidenceThresholdRule, Finding, RuleInput, RuleResult, default_rules
 from surveillance_ray.scene import CameraScene
 
@@ -51,9 +52,10 @@ class Validator:
     def __init__(self, config: ValidatorConfig, class_names: dict[int, str],
                  cameras: Iterable[CameraConfig] = (), record_tracks: bool = False,
                  run_dir: str | Path | None = None, keep_alerts: bool = False,
-                 ensemble: EnsembleModel | None = None, collect: int = 0) -> None:
+                 ensemble: EnsembleModel | None = None, collect: int = 0, escalate_level: str | None = None) -> None:
         """``ensemble``: use this model instead of ``config.ensemble_model`` (cross-validation);
-        ``collect``: record the features of up to this many candidate observations per track (training)."""
+        ``collect``: record the features of up to this many candidate observations per track (training);
+        ``escalate_level``: raised alerts at or above this level are escalated to the VLM (None: none)."""
         self.config = config
         self.class_names = {int(k): v for k, v in class_names.items()}
         self.cameras = {c.id: c for c in cameras}
@@ -64,6 +66,8 @@ class Validator:
         self.rules = [r for r in default_rules(config, self.ensemble, None if collect else self._ask)
                       if r.level > AlertLevel.BASIC]
         self._requests: list[OpinionRequest] = []  # second opinions asked during the frame being processed
+        self._escalations: list[EscalationRequest] = []  # alerts for the VLM raised during the frame
+        self.escalate_level = AlertLevel[escalate_level] if escalate_level else None
         self._opinions_to_log: dict[str, list[list]] = {}
         self.levels = sorted({r.level for r in self.rules})
         self.record_tracks = record_tracks
@@ -91,7 +95,7 @@ class Validator:
         return scene
 
     # -- the frame path -------------------------------------------------------------------
-    def process(self, frame: TrackedFrame) -> Verdict:
+    def process(self, frame: TrackedFrame) -> Validated:
         stream = self._streams.setdefault(frame.stream_id, StreamCounts())
         events: list[Event] = []
         # values rounded as the track log rounds them, so that a replay sees exactly what the run saw
@@ -126,7 +130,8 @@ class Validator:
             self._outbox_tracks.append(row)
         self._emit(events)
         requests, self._requests = tuple(self._requests), []
-        return Verdict(validated_at=time.time(), events=tuple(events), requests=requests)
+        escalations, self._escalations = tuple(self._escalations), []
+        return Validated(validated_at=time.time(), events=tuple(events), requests=requests, escalations=escalations)
 
     def _ask(self, state: TrackHistory) -> None:
         self._requests.append(OpinionRequest(state.stream_id, state.epoch, state.track_id, state.class_id,
@@ -141,7 +146,7 @@ class Validator:
         if self.record_tracks:  # logged with the camera's next frame, applied before it on replay
             self._opinions_to_log.setdefault(stream_id, []).append([epoch, track_id, score])
 
-    def process_many(self, frames: list[TrackedFrame]) -> list[Verdict]:
+    def process_many(self, frames: list[TrackedFrame]) -> list[Validated]:
         """One call per detector request of an ingest actor (frames of several cameras)."""
         return [self.process(frame) for frame in frames]
 
@@ -257,6 +262,7 @@ class Validator:
         fp = next((r.score for r in results if r.rule == "FalsePositivePredictionRule"), None)
         if behaviors and finding.type is AlertType.OBJECT:
             level = max(level, AlertLevel.ADVANCED)
+        escalated = self.escalate_level is not None and not suppressed and level >= self.escalate_level
         alert = Alert(
             id=f"{obs.stream_id}-e{state.epoch}-t{state.track_id}-{finding.key}", camera=obs.stream_id,
             type=finding.type, level=level.name, status=AlertStatus.SUPPRESSED if suppressed else AlertStatus.RAISED,
@@ -266,7 +272,8 @@ class Validator:
             time_to_alert_s=round(obs.t - state.first_t, 3),
             frame_id=obs.frame_id, confidence=round(obs.confidence, 4), xyxy=tuple(round(v, 1) for v in obs.xyxy),
             rules=[r.outcome() for r in results], fp_probability=None if fp is None else round(fp, 4),
-            reason=f"within the {finding.cooldown_s:g} s cooldown of {scope}" if suppressed else "")
+            reason=f"within the {finding.cooldown_s:g} s cooldown of {scope}" if suppressed else "",
+            escalated=escalated)
         if alert.id in self._stored:  # raised before a restart; its track is the same
             state.alert_ids.append(alert.id)
             return
@@ -278,6 +285,32 @@ class Validator:
         counts = self._streams[obs.stream_id].alerts
         tag = f"{alert.status.value}:{alert.type.value}"
         counts[tag] = counts.get(tag, 0) + 1
+        if escalated:
+            self._escalations.append(self._escalation(state, alert))
+
+    def _escalation(self, state: TrackHistory, alert: Alert) -> EscalationRequest:
+        obs = state.last
+        since = state.zone_since.get(alert.zone) if alert.zone else None
+        vx, vy = state.velocity()
+        heading = ("left" if vx < 0 else "right") if abs(vx) >= abs(vy) else ("up" if vy < 0 else "down")
+        speed = state.speed()
+        history = (f"seen for {state.duration_s:.1f} s in {state.observations} frames, median score "
+                   f"{state.median_score(self.config.smooth_window):.2f}, "
+                   + (f"moving {heading} at {speed:.1f} body heights/s" if speed >= 0.1 else "standing still"))
+        return EscalationRequest(alert.model_dump(mode="json"), alert.camera, obs.xyxy,
+                                 None if since is None else round(obs.t - since, 1), history)
+
+    def reviewed(self, review: dict[str, Any]) -> None:
+        """The VLM's review of an escalated alert (from the escalator): onto the alert, and an event."""
+        if self.store is not None:
+            self.store.review(review["alert_id"], review)
+        counts = self._streams.setdefault(review["camera"], StreamCounts())
+        counts.events += 1
+        counts.by_kind[EventKind.ALERT_REVIEWED.value] = counts.by_kind.get(EventKind.ALERT_REVIEWED.value, 0) + 1
+        key = f"reviewed:{review['status']}"
+        counts.alerts[key] = counts.alerts.get(key, 0) + 1
+        self._outbox_events.append({"kind": EventKind.ALERT_REVIEWED.value, "stream_id": review["camera"],
+                                    "alert_id": review["alert_id"], "review": review})
 
     # -- ends -----------------------------------------------------------------------------
     def _end_where(self, predicate: Any, reason: str) -> list[Event]:

@@ -1,0 +1,90 @@
+"""The VLM deployment: Ray Serve LLM (vLLM engine) serving a vision-language model, OpenAI-compatible.
+
+It runs in its own Python environment (``.venv-vlm``: vLLM pins its own torch), so this module is
+imported only there: ``deploy`` (called from the pipeline's interpreter) starts a Ray task under that
+interpreter (``runtime_env.py_executable``) that builds the application and hands it to Serve, in the
+same Serve cluster as the detector, under the route prefix ``/vlm``. ``serve build deployments.vlm:app``
+(from the VLM environment) gives its Serve config.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # Ray workers of the VLM environment start elsewhere
+    sys.path.insert(0, str(ROOT))
+
+from surveillance_ray.config import VLMServeConfig, load_settings  # noqa: E402
+
+APP_NAME = "vlm"
+ROUTE_PREFIX = "/vlm"
+
+
+def vlm_python(config: VLMServeConfig) -> str:
+    """The VLM environment's interpreter."""
+    if config.python:
+        return config.python
+    local = ROOT / ".venv-vlm" / "bin" / "python"
+    return str(local) if local.exists() else sys.executable
+
+
+def runtime_env(config: VLMServeConfig) -> dict[str, Any]:
+    return {"py_executable": vlm_python(config), "env_vars": dict(config.env)}
+
+
+def build_app(config: VLMServeConfig) -> Any:
+    """The OpenAI-compatible Serve application (ingress + one LLM server deployment)."""
+    from ray.serve.llm import LLMConfig, build_openai_app
+
+    gpu = config.accelerator == "gpu"
+    llm = LLMConfig(
+        model_loading_config={"model_id": config.model_id, "model_source": config.model_source},
+        engine_kwargs=dict(config.engine_kwargs),
+        runtime_env=runtime_env(config),
+        accelerator_type=config.accelerator_type if gpu else None,
+        # on CPU the engine's bundle holds one core; the replica itself asks for none, else a 2-core
+        # machine is full and the ingress never schedules
+        **({} if gpu else {"accelerator_config": {"kind": "cpu"},
+                           "placement_group_config": {"bundles": [{"CPU": config.engine_cpus}]}}),
+        deployment_config={
+            "autoscaling_config": {"min_replicas": config.min_replicas, "max_replicas": config.max_replicas,
+                                   "initial_replicas": max(1, config.min_replicas)},
+            **({} if gpu else {"ray_actor_options": {"num_cpus": 0}}),
+        },
+    )
+    return build_openai_app({
+        "llm_configs": [llm],
+        "ingress_deployment_config": {"ray_actor_options": {"num_cpus": 0, "runtime_env": runtime_env(config)}},
+    })
+
+
+def _run(config_json: str) -> str:
+    """In the VLM environment: build and start the application (not waiting for the engine)."""
+    from ray import serve
+
+    config = VLMServeConfig.model_validate_json(config_json)
+    serve._run(build_app(config), _blocking=False, name=APP_NAME, route_prefix=ROUTE_PREFIX)  # readiness: polled
+    return APP_NAME
+
+
+def deploy(config: VLMServeConfig) -> None:
+    """Start the VLM application on the running Ray cluster from any interpreter."""
+    import ray
+
+    task = ray.remote(num_cpus=0, runtime_env={**runtime_env(config), "env_vars": {
+        **config.env, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}})(_deploy_task)
+    ray.get(task.remote(config.model_dump_json()))
+
+
+def _deploy_task(config_json: str) -> str:
+    import deployments.vlm as vlm  # noqa: PLW0406 - imported by name in the VLM environment
+
+    return vlm._run(config_json)
+
+
+_file = os.environ.get("SURVEILLANCE_CONFIG")
+app = build_app(load_settings(ROOT / _file if _file else None).vlm.serve) if os.environ.get("SURVEILLANCE_VLM_APP") else None

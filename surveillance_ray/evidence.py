@@ -1,0 +1,122 @@
+"""What an escalated alert carries to the VLM: a crop of its object, keyframes of the camera (heads of
+people blurred when privacy is on), the zone, the dwell time and a short history. Built by the ingest
+actor, which holds the camera's recent full-resolution frames."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from surveillance_ray.opinion import crop_around
+
+HEAD_FRACTION = 0.22  # of a standing person's box height
+PERSON = 0
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationRequest:
+    """The validator asks for an alert's review (from the validator, answered by the ingest actor)."""
+
+    alert: dict[str, Any]  # the alert's fields the prompt uses (Alert.model_dump(mode="json"))
+    stream_id: str
+    xyxy: tuple[float, float, float, float]
+    dwell_s: float | None
+    history: str
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One escalation, ready for the VLM (images JPEG-encoded)."""
+
+    request: EscalationRequest
+    mode: str
+    crop: bytes
+    frames: tuple[bytes, ...]  # oldest first
+    queued_at: float = field(default_factory=time.time)
+
+    @property
+    def alert_id(self) -> str:
+        return str(self.request.alert["id"])
+
+
+@dataclass(slots=True)
+class Keyframe:
+    t: float
+    image: np.ndarray  # full resolution, BGR
+    people: np.ndarray  # (N, 4) person boxes of the frame (privacy)
+
+
+class Keyframes:
+    """A camera's recent full-resolution frames, one per ``every_s`` over the last ``keep`` samples."""
+
+    def __init__(self, keep: int = 5, every_s: float = 1.0) -> None:
+        self._frames: deque[Keyframe] = deque(maxlen=keep)
+        self._every_s = every_s
+        self.latest: Keyframe | None = None
+
+    def add(self, t: float, image: np.ndarray, people: np.ndarray) -> None:
+        self.latest = Keyframe(t, image, people)
+        if not self._frames or t - self._frames[-1].t >= self._every_s or t < self._frames[-1].t:
+            self._frames.append(self.latest)
+
+    def pick(self, n: int) -> list[Keyframe]:
+        """``n`` frames spread over what is kept, the latest last."""
+        frames = list(self._frames)
+        if self.latest is not None and (not frames or frames[-1] is not self.latest):
+            frames.append(self.latest)
+        if len(frames) <= n:
+            return frames
+        idx = np.linspace(0, len(frames) - 1, n).round().astype(int)
+        return [frames[i] for i in idx]
+
+
+def blur_heads(image: np.ndarray, people: np.ndarray) -> np.ndarray:
+    """A copy with the top ``HEAD_FRACTION`` of each person box pixelated (faces are too small for a face
+    detector at surveillance distances; the head region covers them)."""
+    out = image.copy()
+    h, w = out.shape[:2]
+    for x1, y1, x2, y2 in np.asarray(people, np.float32).reshape(-1, 4):
+        x1, x2 = int(max(0, x1)), int(min(w, x2))
+        y1, y2 = int(max(0, y1)), int(min(h, y1 + HEAD_FRACTION * (y2 - y1)))
+        if x2 - x1 < 2 or y2 - y1 < 2:
+            continue
+        region = out[y1:y2, x1:x2]
+        small = cv2.resize(region, (max(1, (x2 - x1) // 8), max(1, (y2 - y1) // 8)), interpolation=cv2.INTER_AREA)
+        out[y1:y2, x1:x2] = cv2.resize(small, (x2 - x1, y2 - y1), interpolation=cv2.INTER_NEAREST)
+    return out
+
+
+def _jpeg(image: np.ndarray, longest: int, quality: int = 85) -> bytes:
+    h, w = image.shape[:2]
+    scale = longest / max(h, w)
+    if scale < 1:
+        image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return buf.tobytes()
+
+
+def build_evidence(request: EscalationRequest, keyframes: Keyframes, mode: str, image_size: int, count: int,
+                   privacy: bool) -> Evidence | None:
+    """The crop (from the latest frame) and ``count`` keyframes at ``image_size``; None without frames."""
+    frames = keyframes.pick(count)
+    if not frames:
+        return None
+
+    def shown(k: Keyframe) -> np.ndarray:
+        return blur_heads(k.image, k.people) if privacy and len(k.people) else k.image
+
+    latest = shown(frames[-1])
+    crop, _ = crop_around(latest, request.xyxy)
+    return Evidence(request, mode, _jpeg(crop, image_size),
+                    tuple(_jpeg(latest if k is frames[-1] else shown(k), image_size) for k in frames))
+
+
+def people_boxes(xyxy: np.ndarray, class_id: np.ndarray) -> np.ndarray:
+    return np.asarray(xyxy, np.float32).reshape(-1, 4)[np.asarray(class_id) == PERSON]
