@@ -36,13 +36,12 @@ import numpy as np
 import supervision as sv
 
 from benchmarks.common import RESULTS, assets, machine, save
-from surveillance_ray.config import ValidatorConfig
+from surveillance_ray.config import PERSON, ValidatorConfig
 from surveillance_ray.ensemble import EnsembleModel
 from surveillance_ray.sequences import Clip, labelled_sequences, load_clips, logged_crop_score, negative_sequences
 from surveillance_ray.training import fit, person_camera, samples
 from surveillance_ray.validate import replay
 
-PERSON = 0
 FRIGATE = {"min_score": 0.5, "threshold": 0.7}
 SWEEP = [round(x, 2) for x in np.arange(0.25, 0.91, 0.05)]
 MIN_SCENE_S = 2.0

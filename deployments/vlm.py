@@ -18,10 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # Ray workers of the VLM environment start elsewhere
     sys.path.insert(0, str(ROOT))
 
-from surveillance_ray.config import VLMServeConfig, load_settings  # noqa: E402
-
-APP_NAME = "vlm"
-ROUTE_PREFIX = "/vlm"
+from surveillance_ray.config import VLM_APP, VLM_ROUTE, VLMServeConfig, load_settings  # noqa: E402
 
 
 def vlm_python(config: VLMServeConfig) -> str:
@@ -67,23 +64,18 @@ def _run(config_json: str) -> str:
     from ray import serve
 
     config = VLMServeConfig.model_validate_json(config_json)
-    serve._run(build_app(config), _blocking=False, name=APP_NAME, route_prefix=ROUTE_PREFIX)  # readiness: polled
-    return APP_NAME
+    serve._run(build_app(config), _blocking=False, name=VLM_APP, route_prefix=VLM_ROUTE)  # readiness: polled
+    return VLM_APP
 
 
 def deploy(config: VLMServeConfig) -> None:
-    """Start the VLM application on the running Ray cluster from any interpreter."""
+    """Start the VLM application on the running Ray cluster from any interpreter (``_run`` is shipped by
+    reference: the task imports this module under the VLM environment's interpreter)."""
     import ray
 
-    task = ray.remote(num_cpus=0, runtime_env={**runtime_env(config), "env_vars": {
-        **config.env, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}})(_deploy_task)
-    ray.get(task.remote(config.model_dump_json()))
-
-
-def _deploy_task(config_json: str) -> str:
-    import deployments.vlm as vlm  # noqa: PLW0406 - imported by name in the VLM environment
-
-    return vlm._run(config_json)
+    env = runtime_env(config)
+    env["env_vars"]["PYTHONPATH"] = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    ray.get(ray.remote(num_cpus=0, runtime_env=env)(_run).remote(config.model_dump_json()))
 
 
 _file = os.environ.get("SURVEILLANCE_CONFIG")

@@ -80,6 +80,8 @@ COCO_NAMES = (
     "keyboard cell_phone microwave oven toaster sink refrigerator book clock vase scissors teddy_bear "
     "hair_drier toothbrush")
 COCO_NAMES = tuple(n.replace("_", " ") for n in COCO_NAMES.split())  # type: ignore[assignment]
+PERSON = COCO_NAMES.index("person")  # the class id people have (0)
+VLM_APP, VLM_ROUTE = "vlm", "/vlm"  # the VLM's Serve application (deployments/vlm.py) and its HTTP route
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -610,7 +612,7 @@ class VLMConfig(_Strict):
 
     def all_endpoints(self) -> list[VLMEndpoint]:
         """The fallback chain: this cluster's deployment first (when enabled), then ``endpoints``."""
-        own = [VLMEndpoint(url=f"http://127.0.0.1:{self.serve.http_port}/vlm/v1", model=self.serve.model_id)]
+        own = [VLMEndpoint(url=f"http://127.0.0.1:{self.serve.http_port}{VLM_ROUTE}/v1", model=self.serve.model_id)]
         return (own if self.serve.enabled else []) + list(self.endpoints)
 
     @model_validator(mode="after")

@@ -12,10 +12,10 @@ from typing import Any
 import cv2
 import numpy as np
 
+from surveillance_ray.config import PERSON
 from surveillance_ray.opinion import crop_around
 
 HEAD_FRACTION = 0.22  # of a standing person's box height
-PERSON = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from rich.table import Table
 
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from surveillance_ray.config import CameraConfig, ConfigError, Settings, unknown_classes
+from surveillance_ray.config import VLM_APP, CameraConfig, ConfigError, Settings, unknown_classes
 from surveillance_ray.ingest import IngestActorRemote
 from surveillance_ray.messages import StreamState
 from surveillance_ray.stats import merge_latency
@@ -36,7 +36,6 @@ from surveillance_ray.validate import ValidatorActor
 logger = logging.getLogger(__name__)
 
 APP_NAME = "surveillance-detector"
-VLM_APP = "vlm"  # deployments/vlm.py
 DEPLOYMENT = "YOLODetector"
 SUMMARY_KEYS = ("frames_read", "frames_analysed", "frames_dropped", "fps_analysed", "latency_ms", "tracks", "events")
 
@@ -64,11 +63,10 @@ def deploy_detector(settings: Settings) -> Any:
 
     # The per-request access log costs ~11 % CPU; Serve's INFO lines would scroll over the live table.
     quiet = {"enable_access_log": False, "log_level": "WARNING"}
-    if settings.vlm.serve.enabled:  # the VLM is reached over HTTP (OpenAI-compatible)
-        serve.start(proxy_location="HeadOnly", logging_config=quiet,
-                    http_options={"host": "127.0.0.1", "port": settings.vlm.serve.http_port})
-    else:
-        serve.start(proxy_location="Disabled", logging_config=quiet)
+    # the VLM, when served here, is reached over HTTP (OpenAI-compatible); cameras use handles
+    proxy = ({"proxy_location": "HeadOnly", "http_options": {"host": "127.0.0.1", "port": settings.vlm.serve.http_port}}
+             if settings.vlm.serve.enabled else {"proxy_location": "Disabled"})
+    serve.start(logging_config=quiet, **proxy)
     try:
         return serve.run(detector_app(settings.detector), name=APP_NAME, route_prefix=None, logging_config=quiet)
     except RuntimeError as exc:

@@ -15,14 +15,13 @@ import numpy as np
 import supervision as sv
 
 from surveillance_ray.capture import make_frame
-from surveillance_ray.config import PETS_VIDEO, CameraConfig, TrackingConfig
+from surveillance_ray.config import PERSON, PETS_VIDEO, CameraConfig, TrackingConfig
 from surveillance_ray.evaluate import PETS_GT, PETS_GT_SCALE, load_mot_gt
 from surveillance_ray.opinion import agreement, crop_around
 from surveillance_ray.sources import open_source
 
 TrackKey = tuple[str, int, int]  # (stream, epoch, track)
 TRACKLOG_FORMAT = 3  # bumped when the track log gains fields (2: colour descriptors, 3: crop scores)
-PERSON = 0
 
 
 @dataclass

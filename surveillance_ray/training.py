@@ -18,13 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from surveillance_ray.config import CameraConfig, ValidatorConfig
+from surveillance_ray.config import PERSON, CameraConfig, ValidatorConfig
 from surveillance_ray.ensemble import FEATURES, EnsembleModel, build
 from surveillance_ray.sequences import Clip
 from surveillance_ray.validate import replay
 
 PER_TRACK = 10  # candidate observations kept per track
-PERSON = 0
 
 
 @dataclass

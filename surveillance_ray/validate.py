@@ -304,9 +304,7 @@ class Validator:
         """The VLM's review of an escalated alert (from the escalator): onto the alert, and an event."""
         if self.store is not None:
             self.store.review(review["alert_id"], review)
-        counts = self._streams.setdefault(review["camera"], StreamCounts())
-        counts.events += 1
-        counts.by_kind[EventKind.ALERT_REVIEWED.value] = counts.by_kind.get(EventKind.ALERT_REVIEWED.value, 0) + 1
+        counts = self._count_event(review["camera"], EventKind.ALERT_REVIEWED)
         key = f"reviewed:{review['status']}"
         counts.alerts[key] = counts.alerts.get(key, 0) + 1
         self._outbox_events.append({"kind": EventKind.ALERT_REVIEWED.value, "stream_id": review["camera"],
@@ -341,12 +339,16 @@ class Validator:
 
     def _emit(self, events: Iterable[Event]) -> None:
         for event in events:
-            counts = self._streams.setdefault(event.stream_id, StreamCounts())
-            counts.events += 1
-            counts.by_kind[event.kind.value] = counts.by_kind.get(event.kind.value, 0) + 1
+            counts = self._count_event(event.stream_id, event.kind)
             if event.kind is EventKind.TRACK_STARTED:
                 counts.started_by_class[event.class_name] = counts.started_by_class.get(event.class_name, 0) + 1
             self._outbox_events.append(event.to_dict())
+
+    def _count_event(self, stream_id: str, kind: EventKind) -> StreamCounts:
+        counts = self._streams.setdefault(stream_id, StreamCounts())
+        counts.events += 1
+        counts.by_kind[kind.value] = counts.by_kind.get(kind.value, 0) + 1
+        return counts
 
     # -- control --------------------------------------------------------------------------
     def finish_stream(self, stream_id: str) -> list[Event]:
