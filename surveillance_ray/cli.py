@@ -1,4 +1,5 @@
-"""``surveillance-ray``: run the pipeline, show the effective config, list a run's alerts, replay a track log."""
+"""``surveillance-ray``: run the pipeline, show the effective config, list a run's alerts, replay a track log,
+make API keys."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fast", action="store_true", help="read files as fast as possible (no pacing, no drops)")
     p.add_argument("--loop", action="store_true", help="loop file sources")
     p.add_argument("--no-live", action="store_true", help="no live table")
+    p.add_argument("--api", action="store_true", help="serve the HTTP API while running (api: in the config)")
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -40,6 +42,8 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         run["live"] = False
     if run:
         o["run"] = run
+    if getattr(args, "api", False):
+        o["api"] = {"enabled": True}
     return o
 
 
@@ -75,7 +79,12 @@ def main(argv: list[str] | None = None) -> int:
     al.add_argument("run_dir", help="a run directory holding alerts.db")
     al.add_argument("--all", action="store_true", help="also the alerts suppressed by cooldowns")
     al.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    key = sub.add_parser("api-key", help="make an API key: prints it once, and the config entry holding its hash")
+    key.add_argument("--name", required=True, help="who holds it")
+    key.add_argument("--role", required=True, choices=["viewer", "operator", "admin"])
     args = parser.parse_args(argv)
+    if args.command == "api-key":
+        return _api_key(args.name, args.role)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for name in ("ray", "ray.serve"):  # Serve sets its own logger's level
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -114,6 +123,18 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     states = [s["state"] for s in result.summary["streams"].values()]
     return 1 if states and all(s == "failed" for s in states) else 0
+
+
+def _api_key(name: str, role: str) -> int:
+    import yaml
+
+    from surveillance_ray.auth import new_key
+
+    key, entry = new_key(name, role)
+    print(f"API key for {name!r} ({role}), shown only now: {key}", file=sys.stderr)
+    print("add to api.keys in the config:", file=sys.stderr)
+    print(yaml.safe_dump([entry.model_dump()], sort_keys=False), end="")
+    return 0
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -81,6 +81,8 @@ COCO_NAMES = (
     "hair_drier toothbrush")
 COCO_NAMES = tuple(n.replace("_", " ") for n in COCO_NAMES.split())  # type: ignore[assignment]
 PERSON = COCO_NAMES.index("person")  # the class id people have (0)
+APP_NAME = "surveillance-detector"  # the detector's Serve application (no HTTP route: called by handle)
+API_APP = "surveillance-api"  # the HTTP API's Serve application (deployments/api.py), routed at /
 VLM_APP, VLM_ROUTE = "vlm", "/vlm"  # the VLM's Serve application (deployments/vlm.py) and its HTTP route
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -367,7 +369,11 @@ class IngestConfig(_Strict):
 
 
 class TrackingConfig(_Strict):
-    """ByteTrack (``trackers`` package) settings, one tracker per camera."""
+    """Tracker (``trackers`` package) settings, one tracker per camera."""
+
+    tracker: Literal["bytetrack", "cbiou"] = Field("bytetrack", description=(
+        "bytetrack: ByteTrack. cbiou: C-BIoU, which grows boxes before matching them: for low-frame-rate "
+        "cameras, where a person moves further than their own width between frames."))
 
     track_activation_threshold: float = Field(0.5, ge=0.0, le=1.0, description=(
         "Minimum confidence for a detection to start a new track."))
@@ -630,6 +636,33 @@ class VLMConfig(_Strict):
         return self
 
 
+class ApiKey(_Strict):
+    """One API key: its SHA-256 (``surveillance-ray api-key`` prints a new key and this entry), its role."""
+
+    name: str = Field(min_length=1, max_length=64, description="Who holds it (shown in logs and 403s).")
+    role: Literal["viewer", "operator", "admin"] = Field(description=(
+        "viewer: read; operator: read + acknowledge alerts; admin: read + write + admin."))
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 hex of the key (never the key).")
+
+
+class ApiConfig(_Strict):
+    """The HTTP API: a FastAPI ingress on Ray Serve (OpenAPI at /docs)."""
+
+    enabled: bool = Field(False, description="Serve the API while the pipeline runs (`surveillance-ray serve`: on).")
+    host: str = Field("127.0.0.1", description="Address Serve's HTTP proxy listens on (0.0.0.0: every interface).")
+    port: int = Field(8000, ge=1, le=65535, description=(
+        "Serve's HTTP proxy port (one per cluster: the same as vlm.serve.http_port when both are on)."))
+    keys: list[ApiKey] = Field(default_factory=list, description="Who may call it; every endpoint but /health needs a key.")
+    max_upload_mb: float = Field(10.0, gt=0, le=1024, description="Largest image /detect accepts.")
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> "ApiConfig":
+        names = [k.name for k in self.keys]
+        if len(names) != len(set(names)):
+            raise ValueError(f"keys: duplicate key names {sorted({n for n in names if names.count(n) > 1})}")
+        return self
+
+
 class Settings(BaseSettings):
     """The whole configuration of a run."""
 
@@ -644,6 +677,14 @@ class Settings(BaseSettings):
     validator: ValidatorConfig = Field(default_factory=ValidatorConfig, description="Validation rules.")
     run: RunConfig = Field(default_factory=RunConfig, description="Run control and outputs.")
     vlm: VLMConfig = Field(default_factory=VLMConfig, description="VLM review of escalated alerts.")
+    api: ApiConfig = Field(default_factory=ApiConfig, description="HTTP API (Serve ingress).")
+
+    @model_validator(mode="after")
+    def _one_http_proxy(self) -> "Settings":
+        if self.api.enabled and self.vlm.serve.enabled and self.api.port != self.vlm.serve.http_port:
+            raise ValueError(f"api.port {self.api.port} and vlm.serve.http_port {self.vlm.serve.http_port} must be "
+                             "equal: both are served by Serve's one HTTP proxy")
+        return self
 
     @model_validator(mode="after")
     def _unique_camera_ids(self) -> "Settings":

@@ -26,7 +26,7 @@ from rich.table import Table
 
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from surveillance_ray.config import VLM_APP, CameraConfig, ConfigError, Settings, unknown_classes
+from surveillance_ray.config import API_APP, APP_NAME, VLM_APP, CameraConfig, ConfigError, Settings, unknown_classes
 from surveillance_ray.ingest import IngestActorRemote
 from surveillance_ray.messages import StreamState
 from surveillance_ray.stats import merge_latency
@@ -35,7 +35,6 @@ from surveillance_ray.validate import ValidatorActor
 
 logger = logging.getLogger(__name__)
 
-APP_NAME = "surveillance-detector"
 DEPLOYMENT = "YOLODetector"
 SUMMARY_KEYS = ("frames_read", "frames_analysed", "frames_dropped", "fps_analysed", "latency_ms", "tracks", "events")
 
@@ -63,14 +62,28 @@ def deploy_detector(settings: Settings) -> Any:
 
     # The per-request access log costs ~11 % CPU; Serve's INFO lines would scroll over the live table.
     quiet = {"enable_access_log": False, "log_level": "WARNING"}
-    # the VLM, when served here, is reached over HTTP (OpenAI-compatible); cameras use handles
-    proxy = ({"proxy_location": "HeadOnly", "http_options": {"host": "127.0.0.1", "port": settings.vlm.serve.http_port}}
-             if settings.vlm.serve.enabled else {"proxy_location": "Disabled"})
+    # the API and the VLM, when served here, are reached over HTTP (the same proxy); cameras use handles
+    api, vlm_serve = settings.api, settings.vlm.serve
+    http = ({"host": api.host, "port": api.port} if api.enabled else {"host": "127.0.0.1", "port": vlm_serve.http_port})
+    proxy = ({"proxy_location": "HeadOnly", "http_options": http} if api.enabled or vlm_serve.enabled
+             else {"proxy_location": "Disabled"})
     serve.start(logging_config=quiet, **proxy)
     try:
         return serve.run(detector_app(settings.detector), name=APP_NAME, route_prefix=None, logging_config=quiet)
     except RuntimeError as exc:
         raise RuntimeError(f"detector deployment failed: {_deployment_failure(APP_NAME) or exc}") from None
+
+
+def deploy_api(settings: Settings, console: Console) -> None:
+    """The HTTP API (FastAPI ingress) at / of Serve's proxy."""
+    from deployments.api import api_app
+
+    api = settings.api
+    serve.run(api_app(api), name=API_APP, route_prefix="/", logging_config={"enable_access_log": False})
+    console.print(f"api: http://{api.host}:{api.port} (OpenAPI at /docs; {len(api.keys)} key(s))")
+    if not api.keys:
+        console.print("[yellow]api: api.keys is empty: every endpoint but /health answers 401 "
+                      "(make one with `surveillance-ray api-key --name NAME --role viewer`)[/]")
 
 
 def _deployment_failure(app: str) -> str | None:
@@ -106,6 +119,8 @@ def run_pipeline(settings: Settings, console: Console | None = None) -> RunResul
             raise ConfigError("\n".join(unknown))
         # on this node: it writes the alert store into the run directory
         here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        if settings.api.enabled:
+            deploy_api(settings, console)
         vlm = settings.vlm
         validator = ValidatorActor.options(name=f"validator-{os.getpid()}", scheduling_strategy=here).remote(
             settings.validator, names, settings.cameras, settings.run.track_log, str(run_dir.resolve()),
@@ -141,7 +156,8 @@ def run_pipeline(settings: Settings, console: Console | None = None) -> RunResul
         console.print(f"run directory: {run_dir}")
         return RunResult(run_dir, summary)
     finally:
-        for app in (APP_NAME, VLM_APP) if settings.vlm.serve.enabled else (APP_NAME,):
+        apps = [APP_NAME] + [API_APP] * settings.api.enabled + [VLM_APP] * settings.vlm.serve.enabled
+        for app in apps:
             try:
                 serve.delete(app)
             except Exception:  # Serve may not have come up at all

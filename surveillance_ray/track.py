@@ -1,18 +1,18 @@
-"""Per-stream multi-object tracking with ByteTrack from the ``trackers`` package."""
+"""Per-stream multi-object tracking with ByteTrack (or C-BIoU) from the ``trackers`` package."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
 import supervision as sv
-from trackers import ByteTrackTracker
+from trackers import ByteTrackTracker, CBIoUTracker
 
 from surveillance_ray.config import TrackingConfig
 from surveillance_ray.messages import Detections, Frame, TrackedFrame, Tracks
 
 
 class StreamTracker:
-    """One camera's ByteTrack; passes on confirmed tracks only (``tracker_id != -1``)."""
+    """One camera's tracker; passes on confirmed tracks only (``tracker_id != -1``)."""
 
     def __init__(self, config: TrackingConfig, frame_rate: float) -> None:
         self._config = config
@@ -21,14 +21,15 @@ class StreamTracker:
         self._ids: set[int] = set()  # confirmed ids of the current session (ids restart after a reset)
         self._earlier_sessions = 0
 
-    def _new(self) -> ByteTrackTracker:
+    def _new(self) -> ByteTrackTracker | CBIoUTracker:
         c = self._config
-        return ByteTrackTracker(
-            lost_track_buffer=c.lost_track_buffer, frame_rate=self._frame_rate,
-            track_activation_threshold=c.track_activation_threshold,
-            minimum_consecutive_frames=c.minimum_consecutive_frames,
-            minimum_iou_threshold=c.minimum_iou_threshold, high_conf_det_threshold=c.high_conf_det_threshold,
-        )
+        common = {"lost_track_buffer": c.lost_track_buffer, "frame_rate": self._frame_rate,
+                  "track_activation_threshold": c.track_activation_threshold,
+                  "minimum_consecutive_frames": c.minimum_consecutive_frames,
+                  "high_conf_det_threshold": c.high_conf_det_threshold}
+        if c.tracker == "cbiou":  # its IoU thresholds apply to the grown boxes: its own defaults
+            return CBIoUTracker(**common)
+        return ByteTrackTracker(minimum_iou_threshold=c.minimum_iou_threshold, **common)
 
     def update(self, detections: Detections, timestamp: float, image: np.ndarray | None = None,
                scale: float = 1.0) -> Tracks:

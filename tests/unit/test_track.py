@@ -40,3 +40,15 @@ def test_reset_forgets_tracks() -> None:
 def test_empty_frames() -> None:
     tracker = StreamTracker(TrackingConfig(), frame_rate=10)
     assert len(tracker.update(Detections.empty(), 0.0)) == 0
+
+
+def test_cbiou_follows_a_person_who_moves_almost_a_width_per_frame_where_bytetrack_loses_them() -> None:
+    """A 1 fps camera: the box moves 45 px a frame at 50 px wide (IoU 0.05 between frames)."""
+    def ids(kind: str) -> list[list[int]]:
+        tracker = StreamTracker(TrackingConfig(tracker=kind), frame_rate=1.0)
+        return [tracker.update(dets((100 + 45 * i, 100, 150 + 45 * i, 220)), float(i)).track_id.tolist()
+                for i in range(8)]
+
+    assert ids("bytetrack") == [[]] * 8  # a new unconfirmed track every frame
+    cbiou = ids("cbiou")
+    assert all(frame == cbiou[0] and len(frame) == 1 for frame in cbiou)

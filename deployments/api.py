@@ -1,0 +1,156 @@
+"""The HTTP API: a FastAPI app as a Ray Serve ingress deployment (OpenAPI at /docs).
+
+Every endpoint but ``/health`` needs an API key (``surveillance_ray.auth``). ``/detect`` runs the
+detector deployment of the same Serve cluster on one uploaded image (the body: JPEG/PNG/... bytes).
+No ``from __future__ import annotations`` here: Serve ships the routes by value, and FastAPI must see
+the real ``Request`` type of each dependency, not a name it cannot resolve in the replica.
+"""
+
+import asyncio
+import time
+from typing import Any
+
+import cv2
+import httpx
+import numpy as np
+import ray
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, Field
+from ray import serve
+from ray.util import metrics
+
+from surveillance_ray.auth import Authenticator, Forbidden, Role, Unauthorized
+from surveillance_ray.config import APP_NAME, ApiConfig
+from surveillance_ray.metrics import merge_expositions
+DETECTOR_TIMEOUT_S = 30.0
+
+app = FastAPI(title="surveillance-ray", description=(
+    "Multi-camera detection, tracking and validated alerts. Send the API key as `Authorization: Bearer KEY` "
+    "or `X-API-Key: KEY`; roles: viewer (read), operator (+ acknowledge), admin (+ write)."))
+
+
+class Box(BaseModel):
+    class_id: int
+    class_name: str
+    confidence: float
+    xyxy: tuple[float, float, float, float] = Field(description="pixels of the uploaded image")
+
+
+class DetectResponse(BaseModel):
+    width: int
+    height: int
+    detections: list[Box]
+    inference_ms: float
+
+
+def _presented_key(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return request.headers.get("x-api-key")
+
+
+def needs(role: Role):
+    """A FastAPI dependency: the caller's key name, when its role is at least ``role``."""
+    def check(request: Request) -> str:
+        try:
+            name, _ = request.app.state.auth.require(_presented_key(request), role)
+        except Unauthorized as exc:
+            raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
+        except Forbidden as exc:
+            raise HTTPException(403, str(exc)) from None
+        return name
+    return check
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 past ``limit`` bytes (before reading it when its length is declared)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"body of {int(declared)} bytes is over the {limit}-byte limit (api.max_upload_mb)")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"body over the {limit}-byte limit (api.max_upload_mb)")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0}, max_ongoing_requests=64)
+@serve.ingress(app)
+class Api:
+    def __init__(self, config: dict[str, Any], detector_app: str = APP_NAME) -> None:
+        self.config = ApiConfig.model_validate(config)
+        app.state.auth = Authenticator(self.config.keys)
+        self.detector = serve.get_app_handle(detector_app)
+        self._names: dict[int, str] | None = None
+        requests = metrics.Counter("surveillance_api_requests", "API requests by route and status.", ("route", "status"))
+
+        @app.middleware("http")
+        async def count(request: Request, call_next: Any) -> Any:
+            response = await call_next(request)
+            route = request.scope.get("route")  # the route's template: unknown paths do not add series
+            requests.inc(tags={"route": getattr(route, "path", "unmatched"), "status": str(response.status_code)})
+            return response
+
+    async def _class_names(self) -> dict[int, str]:
+        if self._names is None:
+            names = await self.detector.names.remote()
+            self._names = {int(k): v for k, v in names.items()}
+        return self._names
+
+    @app.get("/health", summary="Liveness (no key needed)")
+    async def health(self) -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/ready", summary="Readiness: the detector answers")
+    async def ready(self, caller: str = Depends(needs(Role.VIEWER))) -> dict[str, Any]:
+        try:
+            names = await asyncio.wait_for(self._class_names(), DETECTOR_TIMEOUT_S)
+        except Exception as exc:  # noqa: BLE001 - not ready is an answer, not an error
+            raise HTTPException(503, f"detector not ready: {type(exc).__name__}") from None
+        return {"ready": True, "detector_classes": len(names)}
+
+    @app.get("/metrics", summary="Prometheus metrics of every node of the cluster", response_class=PlainTextResponse)
+    async def metrics(self, all: bool = False, caller: str = Depends(needs(Role.VIEWER))) -> PlainTextResponse:
+        """The pipeline's families (``ray_surveillance_*``: per camera frames read / analysed / dropped by
+        reason, latency, escalations, API requests); ``?all=true`` adds Ray's own."""
+        nodes = [n for n in ray.nodes() if n["Alive"] and n.get("MetricsExportPort")]
+        async with httpx.AsyncClient(timeout=10) as client:
+            answers = await asyncio.gather(*(client.get(f"http://{n['NodeManagerAddress']}:{n['MetricsExportPort']}/metrics")
+                                             for n in nodes), return_exceptions=True)
+        texts = [a.text for a in answers if isinstance(a, httpx.Response) and a.status_code == 200]
+        if not texts:
+            raise HTTPException(503, f"no node's metrics agent answered ({len(nodes)} node(s) asked)")
+        return PlainTextResponse(merge_expositions(texts, "" if all else "ray_surveillance_"),
+                                 media_type="text/plain; version=0.0.4")
+
+    @app.post("/detect", summary="Detect objects in one image", response_model=DetectResponse,
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "image/*": {"schema": {"type": "string", "format": "binary"}}}}})
+    async def detect(self, request: Request, caller: str = Depends(needs(Role.VIEWER))) -> DetectResponse:
+        body = await read_limited(request, int(self.config.max_upload_mb * 2**20))
+        if not body:
+            raise HTTPException(400, "empty body: send the image bytes (e.g. curl --data-binary @frame.jpg)")
+        image = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
+        if image is None:
+            raise HTTPException(415, f"the body ({len(body)} bytes, {request.headers.get('content-type') or 'no type'}) "
+                                     "is not an image OpenCV can decode (JPEG, PNG, BMP, WebP, TIFF)")
+        t0 = time.perf_counter()
+        try:
+            # on its own, as second-opinion crops are: another size in a batch of frames would change their letterbox
+            [dets] = await asyncio.wait_for(self.detector.detect_crops.remote([image]), DETECTOR_TIMEOUT_S)
+            names = await self._class_names()
+        except Exception as exc:  # noqa: BLE001
+            raise HTTPException(503, f"detector unavailable: {type(exc).__name__}") from None
+        boxes = [Box(class_id=int(c), class_name=names.get(int(c), str(int(c))), confidence=round(float(s), 4),
+                     xyxy=tuple(round(float(v), 1) for v in xyxy))
+                 for xyxy, s, c in zip(dets.xyxy, dets.confidence, dets.class_id)]
+        return DetectResponse(width=image.shape[1], height=image.shape[0], detections=boxes,
+                              inference_ms=round((time.perf_counter() - t0) * 1000, 1))
+
+
+def api_app(config: ApiConfig, detector_app: str = APP_NAME) -> serve.Application:
+    return Api.bind(config.model_dump(mode="json"), detector_app)
