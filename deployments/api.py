@@ -8,18 +8,20 @@ the real ``Request`` type of each dependency, not a name it cannot resolve in th
 
 import asyncio
 import time
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import cv2
 import httpx
 import numpy as np
 import ray
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 from ray import serve
 from ray.util import metrics
 
+from surveillance_ray.alerts import Alert, AlertStatus, AlertType, read_alerts
 from surveillance_ray.auth import Authenticator, Forbidden, Role, Unauthorized
 from surveillance_ray.config import APP_NAME, ApiConfig
 from surveillance_ray.metrics import merge_expositions
@@ -81,8 +83,12 @@ async def read_limited(request: Request, limit: int) -> bytes:
 @serve.deployment(ray_actor_options={"num_cpus": 0}, max_ongoing_requests=64)
 @serve.ingress(app)
 class Api:
-    def __init__(self, config: dict[str, Any], detector_app: str = APP_NAME) -> None:
+    def __init__(self, config: dict[str, Any], detector_app: str = APP_NAME, run_dir: str | None = None,
+                 validator: tuple[str, str] | None = None) -> None:
+        """``run_dir``: where the run's alert store is; ``validator``: the validator actor's (name, namespace)."""
         self.config = ApiConfig.model_validate(config)
+        self.run_dir = Path(run_dir) if run_dir else None
+        self.validator = validator
         app.state.auth = Authenticator(self.config.keys)
         self.detector = serve.get_app_handle(detector_app)
         self._names: dict[int, str] | None = None
@@ -127,6 +133,47 @@ class Api:
         return PlainTextResponse(merge_expositions(texts, "" if all else "ray_surveillance_"),
                                  media_type="text/plain; version=0.0.4")
 
+    def _alerts(self) -> list[Alert]:
+        if self.run_dir is None:
+            raise HTTPException(503, "no run: alerts exist while the pipeline runs")
+        try:
+            return list(read_alerts(self.run_dir))
+        except FileNotFoundError:
+            raise HTTPException(503, "the run has no alert store yet") from None
+
+    @app.get("/alerts", summary="The run's alerts, newest first", response_model=list[Alert])
+    async def alerts(self, camera: str | None = None, status: AlertStatus | None = None, type: AlertType | None = None,
+                     level: Literal["BASIC", "INTERMEDIATE", "ADVANCED", "CRITICAL"] | None = None,
+                     acknowledged: bool | None = None, since: float | None = Query(None, description="raised at or after (epoch s)"),
+                     limit: int = Query(100, ge=1, le=1000),
+                     caller: str = Depends(needs(Role.VIEWER))) -> list[Alert]:
+        found = [a for a in reversed(await asyncio.to_thread(self._alerts))
+                 if (camera is None or a.camera == camera) and (status is None or a.status is status)
+                 and (type is None or a.type is type) and (level is None or a.level == level)
+                 and (acknowledged is None or (a.acknowledged_by is not None) == acknowledged)
+                 and (since is None or a.raised_at >= since)]
+        return found[:limit]
+
+    @app.get("/alerts/{alert_id}", summary="One alert", response_model=Alert)
+    async def alert(self, alert_id: str, caller: str = Depends(needs(Role.VIEWER))) -> Alert:
+        for a in await asyncio.to_thread(self._alerts):
+            if a.id == alert_id:
+                return a
+        raise HTTPException(404, f"no alert {alert_id!r}")
+
+    @app.post("/alerts/{alert_id}/ack", summary="Acknowledge an alert (operator)", response_model=Alert)
+    async def acknowledge(self, alert_id: str, caller: str = Depends(needs(Role.OPERATOR))) -> Alert:
+        if self.validator is None:
+            raise HTTPException(503, "no run: alerts exist while the pipeline runs")
+        try:
+            actor = ray.get_actor(*self.validator)
+            record = await actor.acknowledge.remote(alert_id, caller)
+        except Exception as exc:  # noqa: BLE001 - the validator is restarting, or the run ended
+            raise HTTPException(503, f"validator unavailable: {type(exc).__name__}") from None
+        if record is None:
+            raise HTTPException(404, f"no alert {alert_id!r}")
+        return Alert.model_validate(record)
+
     @app.post("/detect", summary="Detect objects in one image", response_model=DetectResponse,
               openapi_extra={"requestBody": {"required": True, "content": {
                   "image/*": {"schema": {"type": "string", "format": "binary"}}}}})
@@ -152,5 +199,6 @@ class Api:
                               inference_ms=round((time.perf_counter() - t0) * 1000, 1))
 
 
-def api_app(config: ApiConfig, detector_app: str = APP_NAME) -> serve.Application:
-    return Api.bind(config.model_dump(mode="json"), detector_app)
+def api_app(config: ApiConfig, detector_app: str = APP_NAME, run_dir: str | None = None,
+            validator: tuple[str, str] | None = None) -> serve.Application:
+    return Api.bind(config.model_dump(mode="json"), detector_app, run_dir, validator)

@@ -74,6 +74,8 @@ class Alert(BaseModel):
         "later tracks of the same person (fragments the tracker split off), stitched to this alert"))
     escalated: bool = Field(False, description="sent to the VLM for review (its level reached vlm.min_level)")
     review: Review | None = Field(None, description="the VLM's review, for escalated alerts (once it came)")
+    acknowledged_by: str | None = Field(None, description="the API key (name) that acknowledged it")
+    acknowledged_at: float | None = None
 
 
 class Cooldowns:
@@ -148,6 +150,13 @@ class AlertStore:
     def review(self, alert_id: str, review: dict) -> None:
         """The VLM's review of an escalated alert (a later one replaces it)."""
         self._update([alert_id], lambda r: r | {"review": review})
+
+    def acknowledge(self, alert_id: str, by: str, at: float) -> dict | None:
+        """An operator acknowledged the alert (the first acknowledgment stands); its record, None if unknown."""
+        self._update([alert_id], lambda r: r if r.get("acknowledged_by") else r | {"acknowledged_by": by,
+                                                                                  "acknowledged_at": at})
+        row = self._db.execute("SELECT record FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+        return json.loads(row[0]) if row else None
 
     def close(self) -> None:
         self._jsonl.close()

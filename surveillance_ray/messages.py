@@ -23,6 +23,7 @@ class EventKind(str, enum.Enum):
     TRACK_PERSISTED = "track_persisted"
     TRACK_ENDED = "track_ended"
     ALERT_REVIEWED = "alert_reviewed"  # the VLM's review of an escalated alert (escalate.py)
+    ALERT_ACKNOWLEDGED = "alert_acknowledged"  # an operator acknowledged an alert (the HTTP API)
 
 
 class StreamState(str, enum.Enum):

@@ -74,12 +74,15 @@ def deploy_detector(settings: Settings) -> Any:
         raise RuntimeError(f"detector deployment failed: {_deployment_failure(APP_NAME) or exc}") from None
 
 
-def deploy_api(settings: Settings, console: Console) -> None:
-    """The HTTP API (FastAPI ingress) at / of Serve's proxy."""
+def deploy_api(settings: Settings, console: Console, run_dir: str | None = None,
+               validator: tuple[str, str] | None = None) -> None:
+    """The HTTP API (FastAPI ingress) at / of Serve's proxy; the run's alerts from ``run_dir``'s store,
+    acknowledgments through the ``validator`` actor (name, namespace)."""
     from deployments.api import api_app
 
     api = settings.api
-    serve.run(api_app(api), name=API_APP, route_prefix="/", logging_config={"enable_access_log": False})
+    serve.run(api_app(api, APP_NAME, run_dir, validator), name=API_APP, route_prefix="/",
+              logging_config={"enable_access_log": False})
     console.print(f"api: http://{api.host}:{api.port} (OpenAPI at /docs; {len(api.keys)} key(s))")
     if not api.keys:
         console.print("[yellow]api: api.keys is empty: every endpoint but /health answers 401 "
@@ -119,12 +122,14 @@ def run_pipeline(settings: Settings, console: Console | None = None) -> RunResul
             raise ConfigError("\n".join(unknown))
         # on this node: it writes the alert store into the run directory
         here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-        if settings.api.enabled:
-            deploy_api(settings, console)
         vlm = settings.vlm
-        validator = ValidatorActor.options(name=f"validator-{os.getpid()}", scheduling_strategy=here).remote(
+        validator_name = f"validator-{os.getpid()}"
+        validator = ValidatorActor.options(name=validator_name, scheduling_strategy=here).remote(
             settings.validator, names, settings.cameras, settings.run.track_log, str(run_dir.resolve()),
             escalate_level=vlm.min_level if vlm.enabled else None)
+        if settings.api.enabled:
+            deploy_api(settings, console, str(run_dir.resolve()),
+                       (validator_name, ray.get_runtime_context().namespace))
         vlm_info: dict[str, Any] = {}
         escalator = None
         if vlm.enabled:

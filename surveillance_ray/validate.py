@@ -310,6 +310,16 @@ class Validator:
         self._outbox_events.append({"kind": EventKind.ALERT_REVIEWED.value, "stream_id": review["camera"],
                                     "alert_id": review["alert_id"], "review": review})
 
+    def acknowledge(self, alert_id: str, by: str) -> dict[str, Any] | None:
+        """An operator's acknowledgment (from the HTTP API): onto the alert, and an event; the alert's
+        record, or None when the store has no such alert."""
+        record = self.store.acknowledge(alert_id, by, time.time()) if self.store is not None else None
+        if record is not None and record.get("acknowledged_by") == by:
+            self._count_event(record["camera"], EventKind.ALERT_ACKNOWLEDGED)
+            self._outbox_events.append({"kind": EventKind.ALERT_ACKNOWLEDGED.value, "stream_id": record["camera"],
+                                        "alert_id": alert_id, "by": by, "at": record["acknowledged_at"]})
+        return record
+
     # -- ends -----------------------------------------------------------------------------
     def _end_where(self, predicate: Any, reason: str) -> list[Event]:
         ended = [key for key, s in self._tracks.items() if predicate(s)]
