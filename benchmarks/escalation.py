@@ -55,13 +55,18 @@ def build_tiny_vlm(out: Path) -> Path:
     return out
 
 
+def review_mode(run: str) -> str:
+    """The review mode of a run (``FAST-normal`` → FAST; ``idle`` and ``kill`` run FAST)."""
+    mode = run.partition("-")[0]
+    return "FAST" if mode in ("idle", "kill") else mode
+
+
 def run_config(run: str, model: str, args: argparse.Namespace) -> dict[str, Any]:
     """The --config of one run (``surveillance-ray run``)."""
     config: dict[str, Any] = {"detector": {"num_cpus": 1, "threads": args.detector_threads}}
     if run == "off":
         return config
-    mode, _, variant = run.partition("-")
-    mode = "FAST" if mode in ("idle", "kill") else mode
+    mode, variant = review_mode(run), run.partition("-")[2]
     seed = VLMConfig().modes
     modes = {m: {**seed[m].model_dump(), "budget_s": args.budget_s} for m in MODES}
     config["vlm"] = {"enabled": True, "mode": mode, "min_level": "CRITICAL" if run == "idle" else "BASIC",
@@ -175,13 +180,10 @@ def one_run(run: str, urls: list[str], model: str, args: argparse.Namespace) -> 
         finally:
             watch.stop()
         if run != "off":
-            summary_vlm = json.loads((tmp_path / "run" / "summary.json").read_text())["run"]["vlm"]
-            mode = run.partition("-")[0]
-            mode = "FAST" if mode in ("idle", "kill") else mode
             result["reviews"] = review_figures(tmp_path / "run", watch.started or time.time(), args.duration,
                                                watch.killed["at"] if watch.killed else None,
-                                               VLMConfig().modes[mode].budget_s)
-            result["vlm"] = {**{k: summary_vlm.get(k) for k in ("startup_s", "counts", "drained", "open_circuits")},
+                                               VLMConfig().modes[review_mode(run)].budget_s)
+            result["vlm"] = {**{k: result["vlm"].get(k) for k in ("startup_s", "counts", "drained", "open_circuits")},
                              "scheduling": watch.vlm_sched}
         if watch.killed:
             result["killed"] = {"at_s": args.kill_at, "processes": len(watch.killed["processes"]),

@@ -81,6 +81,7 @@ def run_project(urls: list[str], args: argparse.Namespace, tmp: Path, config: di
         "latency_ms": total["latency_ms"], "frames_read": total["frames_read"], "frames_analysed": total["frames_analysed"],
         "frames_dropped": total["frames_dropped"], "dropped": total["dropped"], "in_pipeline": total["in_pipeline"],
         "failed_cameras": [cid for cid, s in streams.items() if s["state"] == "failed"],
+        "vlm": summary["run"].get("vlm"),
         "detector": {k: summary["run"]["detector"].get(k) for k in ("backend", "runtime", "weights", "batch_sizes",
                                                                     "requests", "frames")},
         **_resources(sampler),

@@ -9,7 +9,7 @@ the real ``Request`` type of each dependency, not a name it cannot resolve in th
 import asyncio
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable
 
 import cv2
 import httpx
@@ -21,10 +21,11 @@ from pydantic import BaseModel, Field
 from ray import serve
 from ray.util import metrics
 
-from surveillance_ray.alerts import Alert, AlertStatus, AlertType, read_alerts
+from surveillance_ray.alerts import Alert, AlertStatus, AlertType, read_alert, read_alerts
 from surveillance_ray.auth import Authenticator, Forbidden, Role, Unauthorized
-from surveillance_ray.config import APP_NAME, ApiConfig
+from surveillance_ray.config import APP_NAME, ApiConfig, LevelName
 from surveillance_ray.metrics import merge_expositions
+
 DETECTOR_TIMEOUT_S = 30.0
 
 app = FastAPI(title="surveillance-ray", description=(
@@ -133,22 +134,24 @@ class Api:
         return PlainTextResponse(merge_expositions(texts, "" if all else "ray_surveillance_"),
                                  media_type="text/plain; version=0.0.4")
 
-    def _alerts(self) -> list[Alert]:
+    async def _from_store(self, read: Callable[[Path], Any]) -> Any:
+        """``read(run_dir)`` on the run's alert store, off the event loop; 503 while there is none."""
         if self.run_dir is None:
             raise HTTPException(503, "no run: alerts exist while the pipeline runs")
         try:
-            return list(read_alerts(self.run_dir))
+            return await asyncio.to_thread(read, self.run_dir)
         except FileNotFoundError:
             raise HTTPException(503, "the run has no alert store yet") from None
 
     @app.get("/alerts", summary="The run's alerts, newest first", response_model=list[Alert])
     async def alerts(self, camera: str | None = None, status: AlertStatus | None = None, type: AlertType | None = None,
-                     level: Literal["BASIC", "INTERMEDIATE", "ADVANCED", "CRITICAL"] | None = None,
+                     level: LevelName | None = None,
                      acknowledged: bool | None = None, since: float | None = Query(None, description="raised at or after (epoch s)"),
                      limit: int = Query(100, ge=1, le=1000),
                      caller: str = Depends(needs(Role.VIEWER))) -> list[Alert]:
-        found = [a for a in reversed(await asyncio.to_thread(self._alerts))
-                 if (camera is None or a.camera == camera) and (status is None or a.status is status)
+        stored = await self._from_store(lambda run_dir: list(read_alerts(run_dir, status)))  # status: in SQL
+        found = [a for a in reversed(stored)
+                 if (camera is None or a.camera == camera)
                  and (type is None or a.type is type) and (level is None or a.level == level)
                  and (acknowledged is None or (a.acknowledged_by is not None) == acknowledged)
                  and (since is None or a.raised_at >= since)]
@@ -156,10 +159,10 @@ class Api:
 
     @app.get("/alerts/{alert_id}", summary="One alert", response_model=Alert)
     async def alert(self, alert_id: str, caller: str = Depends(needs(Role.VIEWER))) -> Alert:
-        for a in await asyncio.to_thread(self._alerts):
-            if a.id == alert_id:
-                return a
-        raise HTTPException(404, f"no alert {alert_id!r}")
+        found = await self._from_store(lambda run_dir: read_alert(run_dir, alert_id))
+        if found is None:
+            raise HTTPException(404, f"no alert {alert_id!r}")
+        return found
 
     @app.post("/alerts/{alert_id}/ack", summary="Acknowledge an alert (operator)", response_model=Alert)
     async def acknowledge(self, alert_id: str, caller: str = Depends(needs(Role.OPERATOR))) -> Alert:

@@ -132,7 +132,9 @@ class AlertStore:
         """The alerts' track ended: record when it was last seen."""
         self._update(alert_ids, lambda r: r | {"last_seen_at": max(r["last_seen_at"], last_seen_at)})
 
-    def _update(self, alert_ids: list[str], change: Callable[[dict], dict]) -> None:
+    def _update(self, alert_ids: list[str], change: Callable[[dict], dict]) -> list[dict]:
+        """Apply ``change`` to each alert's record; the records as written (unknown ids left out)."""
+        written = []
         with self._db:
             for alert_id in alert_ids:
                 row = self._db.execute("SELECT record FROM alerts WHERE id = ?", (alert_id,)).fetchone()
@@ -141,6 +143,8 @@ class AlertStore:
                 record = change(json.loads(row[0]))
                 self._db.execute("UPDATE alerts SET last_seen_at = ?, record = ? WHERE id = ?",
                                  (record["last_seen_at"], json.dumps(record), alert_id))
+                written.append(record)
+        return written
 
     def stitched(self, alert_ids: list[str], track_id: int, last_seen_at: float) -> None:
         """A later fragment of the same person continues these alerts."""
@@ -153,10 +157,9 @@ class AlertStore:
 
     def acknowledge(self, alert_id: str, by: str, at: float) -> dict | None:
         """An operator acknowledged the alert (the first acknowledgment stands); its record, None if unknown."""
-        self._update([alert_id], lambda r: r if r.get("acknowledged_by") else r | {"acknowledged_by": by,
-                                                                                  "acknowledged_at": at})
-        row = self._db.execute("SELECT record FROM alerts WHERE id = ?", (alert_id,)).fetchone()
-        return json.loads(row[0]) if row else None
+        written = self._update([alert_id], lambda r: r if r.get("acknowledged_by") else
+                               r | {"acknowledged_by": by, "acknowledged_at": at})
+        return written[0] if written else None
 
     def close(self) -> None:
         self._jsonl.close()
@@ -165,13 +168,21 @@ class AlertStore:
 
 def read_alerts(run_dir: Path, status: AlertStatus | None = None) -> Iterator[Alert]:
     """The alerts of a run directory from its SQLite store, oldest first."""
+    yield from _read(run_dir, "WHERE status = ?" if status else "", (status.value,) if status else ())
+
+
+def read_alert(run_dir: Path, alert_id: str) -> Alert | None:
+    """One alert of a run directory's store (None: no such alert)."""
+    return next(_read(run_dir, "WHERE id = ?", (alert_id,)), None)
+
+
+def _read(run_dir: Path, where: str, params: tuple) -> Iterator[Alert]:
     path = run_dir / "alerts.db"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no alert store (not a run directory, or a run from before alerts)")
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        query = "SELECT record FROM alerts" + (" WHERE status = ?" if status else "") + " ORDER BY raised_at, id"
-        for (record,) in db.execute(query, (status.value,) if status else ()):
+        for (record,) in db.execute(f"SELECT record FROM alerts {where} ORDER BY raised_at, id", params):
             yield Alert.model_validate_json(record)
     finally:
         db.close()

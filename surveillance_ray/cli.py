@@ -8,9 +8,9 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
-from surveillance_ray.config import ConfigError, Settings, cameras_from_sources, load_settings
+from surveillance_ray.config import ConfigError, RoleName, Settings, cameras_from_sources, load_settings
 
 
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     al.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     key = sub.add_parser("api-key", help="make an API key: prints it once, and the config entry holding its hash")
     key.add_argument("--name", required=True, help="who holds it")
-    key.add_argument("--role", required=True, choices=["viewer", "operator", "admin"])
+    key.add_argument("--role", required=True, choices=get_args(RoleName))
     args = parser.parse_args(argv)
     if args.command == "api-key":
         return _api_key(args.name, args.role)

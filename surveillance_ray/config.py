@@ -81,6 +81,8 @@ COCO_NAMES = (
     "hair_drier toothbrush")
 COCO_NAMES = tuple(n.replace("_", " ") for n in COCO_NAMES.split())  # type: ignore[assignment]
 PERSON = COCO_NAMES.index("person")  # the class id people have (0)
+LevelName = Literal["BASIC", "INTERMEDIATE", "ADVANCED", "CRITICAL"]  # messages.AlertLevel's names
+RoleName = Literal["viewer", "operator", "admin"]  # auth.Role's names, lower case
 APP_NAME = "surveillance-detector"  # the detector's Serve application (no HTTP route: called by handle)
 API_APP = "surveillance-api"  # the HTTP API's Serve application (deployments/api.py), routed at /
 VLM_APP, VLM_ROUTE = "vlm", "/vlm"  # the VLM's Serve application (deployments/vlm.py) and its HTTP route
@@ -124,7 +126,7 @@ class _AlertPlace(_Strict):
 
     classes: list[str] | None = Field(None, description="Classes it is about (None: every class).")
     schedule: list[ScheduleWindow] = Field(default_factory=list, description="When it is armed (empty: always).")
-    level: Literal["BASIC", "INTERMEDIATE", "ADVANCED", "CRITICAL"] | None = Field(None, description=(
+    level: LevelName | None = Field(None, description=(
         "Severity of its alerts (None: by type: intrusion and loitering ADVANCED, line crossing INTERMEDIATE)."))
 
 
@@ -603,7 +605,7 @@ class VLMConfig(_Strict):
     """Escalation of alerts to a vision-language model, off the frame path."""
 
     enabled: bool = Field(False, description="Escalate alerts (needs vlm.endpoints or vlm.serve.enabled).")
-    min_level: Literal["BASIC", "INTERMEDIATE", "ADVANCED", "CRITICAL"] = Field("ADVANCED", description=(
+    min_level: LevelName = Field("ADVANCED", description=(
         "Alerts at or above this level are escalated."))
     mode: Literal["FAST", "BALANCED", "THOROUGH"] = Field("BALANCED", description="Review mode.")
     modes: dict[Literal["FAST", "BALANCED", "THOROUGH"], ReviewMode] = Field(default_factory=_default_modes)
@@ -640,7 +642,7 @@ class ApiKey(_Strict):
     """One API key: its SHA-256 (``surveillance-ray api-key`` prints a new key and this entry), its role."""
 
     name: str = Field(min_length=1, max_length=64, description="Who holds it (shown in logs and 403s).")
-    role: Literal["viewer", "operator", "admin"] = Field(description=(
+    role: RoleName = Field(description=(
         "viewer: read; operator: read + acknowledge alerts; admin: read + write + admin."))
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 hex of the key (never the key).")
 
