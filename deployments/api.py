@@ -16,17 +16,20 @@ import httpx
 import numpy as np
 import ray
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from ray import serve
 from ray.util import metrics
 
-from surveillance_ray.alerts import Alert, AlertStatus, AlertType, read_alert, read_alerts
+from surveillance_ray.alerts import (Alert, AlertStatus, AlertType, alerts_after, last_alert_row, read_alert, read_alerts,
+                                     snapshot_path)
 from surveillance_ray.auth import Authenticator, Forbidden, Role, Unauthorized
-from surveillance_ray.config import APP_NAME, ApiConfig, LevelName
+from surveillance_ray.config import APP_NAME, ApiConfig, CameraConfig, ConfigError, LevelName
+from surveillance_ray.service import CameraExists, UnknownCamera
 from surveillance_ray.metrics import merge_expositions
 
 DETECTOR_TIMEOUT_S = 30.0
+STREAM_POLL_S = 0.5  # how often the alert stream looks for new alerts in the store
 
 app = FastAPI(title="surveillance-ray", description=(
     "Multi-camera detection, tracking and validated alerts. Send the API key as `Authorization: Bearer KEY` "
@@ -38,6 +41,24 @@ class Box(BaseModel):
     class_name: str
     confidence: float
     xyxy: tuple[float, float, float, float] = Field(description="pixels of the uploaded image")
+
+
+class CameraStatus(BaseModel):
+    id: str
+    state: str = Field(description="starting, running, reconnecting, finished, failed or paused")
+    error: str | None
+    paused: bool
+    origin: str = Field(description="config (from the config file) or api (added at runtime)")
+    ingest_actor: str | None
+    fps_analysed: float
+    latency_ms: dict[str, float] = Field(description="capture to validated: p50, p95, max")
+    frames_read: int
+    frames_analysed: int
+    frames_dropped: int
+    dropped: dict[str, int] = Field(description="dropped frames by reason")
+    reconnects: int
+    tracks: int
+    config: dict[str, Any] = Field(description="the camera's settings (a URL's password masked)")
 
 
 class DetectResponse(BaseModel):
@@ -85,11 +106,13 @@ async def read_limited(request: Request, limit: int) -> bytes:
 @serve.ingress(app)
 class Api:
     def __init__(self, config: dict[str, Any], detector_app: str = APP_NAME, run_dir: str | None = None,
-                 validator: tuple[str, str] | None = None) -> None:
-        """``run_dir``: where the run's alert store is; ``validator``: the validator actor's (name, namespace)."""
+                 validator: tuple[str, str] | None = None, cameras: tuple[str, str] | None = None) -> None:
+        """``run_dir``: where the alert store is; ``validator`` and ``cameras``: the validator's and the camera
+        service's actors (name, namespace; no camera service: the camera endpoints answer 503)."""
         self.config = ApiConfig.model_validate(config)
         self.run_dir = Path(run_dir) if run_dir else None
         self.validator = validator
+        self.cameras_actor = cameras
         app.state.auth = Authenticator(self.config.keys)
         self.detector = serve.get_app_handle(detector_app)
         self._names: dict[int, str] | None = None
@@ -157,6 +180,45 @@ class Api:
                  and (since is None or a.raised_at >= since)]
         return found[:limit]
 
+    @app.get("/alerts/stream", summary="New alerts as server-sent events", response_class=StreamingResponse,
+             responses={200: {"content": {"text/event-stream": {}}}})
+    async def alert_stream(self, request: Request, camera: str | None = None,
+                           caller: str = Depends(needs(Role.VIEWER))) -> StreamingResponse:
+        """One ``alert`` event per alert stored from now on (``id:`` its row: a client reconnecting with
+        ``Last-Event-ID`` gets what it missed); a comment every 15 s keeps proxies from closing it."""
+        last = await self._from_store(last_alert_row)  # no store: 503 now rather than an empty stream
+        resume = request.headers.get("last-event-id", "")
+        row = int(resume) if resume.isdigit() else last
+
+        async def events() -> Any:
+            nonlocal row
+            quiet_since = time.monotonic()
+            yield "retry: 2000\n\n"
+            while not await request.is_disconnected():
+                found = await self._from_store(lambda run_dir: alerts_after(run_dir, row))
+                for row, alert in found:
+                    if camera is None or alert.camera == camera:
+                        yield f"id: {row}\nevent: alert\ndata: {alert.model_dump_json()}\n\n"
+                        quiet_since = time.monotonic()
+                if time.monotonic() - quiet_since >= 15:
+                    yield ": keep-alive\n\n"
+                    quiet_since = time.monotonic()
+                await asyncio.sleep(STREAM_POLL_S)
+
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    @app.get("/alerts/{alert_id}/snapshot.jpg", summary="The alert's picture (JPEG)", response_class=Response,
+             responses={200: {"content": {"image/jpeg": {}}}})
+    async def snapshot(self, alert_id: str, caller: str = Depends(needs(Role.VIEWER))) -> Response:
+        found = await self._from_store(lambda run_dir: read_alert(run_dir, alert_id))
+        if found is None:
+            raise HTTPException(404, f"no alert {alert_id!r}")
+        path = snapshot_path(self.run_dir, found.id)
+        if not path.is_file():
+            raise HTTPException(404, f"alert {alert_id!r} has no snapshot (yet)")
+        return Response(await asyncio.to_thread(path.read_bytes), media_type="image/jpeg")
+
     @app.get("/alerts/{alert_id}", summary="One alert", response_model=Alert)
     async def alert(self, alert_id: str, caller: str = Depends(needs(Role.VIEWER))) -> Alert:
         found = await self._from_store(lambda run_dir: read_alert(run_dir, alert_id))
@@ -176,6 +238,86 @@ class Api:
         if record is None:
             raise HTTPException(404, f"no alert {alert_id!r}")
         return Alert.model_validate(record)
+
+    # -- cameras (the camera service of `surveillance-ray serve`) ------------------------------
+    async def _service(self, method: str, *args: Any) -> Any:
+        """Call the camera service; its refusals as 404 / 409 / 422, 503 while there is none."""
+        if self.cameras_actor is None:
+            raise HTTPException(503, "no camera service: cameras are managed by `surveillance-ray serve`")
+        try:
+            actor = ray.get_actor(*self.cameras_actor)
+        except ValueError:
+            raise HTTPException(503, "the camera service is not running") from None
+        try:
+            return await getattr(actor, method).remote(*args)
+        except ray.exceptions.RayTaskError as exc:  # the service refused: its own exception is the cause
+            cause = exc.cause
+            if isinstance(cause, UnknownCamera):
+                raise HTTPException(404, f"no camera {cause.args[0]!r}") from None
+            if isinstance(cause, CameraExists):
+                raise HTTPException(409, f"camera {cause.args[0]!r} exists (remove it first, or pick another id)") from None
+            if isinstance(cause, ConfigError):
+                raise HTTPException(422, str(cause)) from None
+            raise HTTPException(503, f"camera service failed: {type(cause).__name__}: {cause}"[:300]) from None
+        except ray.exceptions.RayError as exc:
+            raise HTTPException(503, f"camera service unavailable: {type(exc).__name__}") from None
+
+    @app.get("/cameras", summary="Every camera with its status", response_model=list[CameraStatus])
+    async def cameras(self, caller: str = Depends(needs(Role.VIEWER))) -> list[dict[str, Any]]:
+        return await self._service("cameras")
+
+    @app.post("/cameras", summary="Add a camera (admin); it starts at once", response_model=CameraStatus,
+              status_code=201)
+    async def add_camera(self, camera: CameraConfig, caller: str = Depends(needs(Role.ADMIN))) -> dict[str, Any]:
+        return await self._service("add", camera.model_dump(mode="json"))
+
+    @app.get("/cameras/{camera_id}", summary="One camera's status", response_model=CameraStatus)
+    async def camera(self, camera_id: str, caller: str = Depends(needs(Role.VIEWER))) -> dict[str, Any]:
+        return await self._service("camera", camera_id)
+
+    @app.delete("/cameras/{camera_id}", summary="Remove a camera (admin); the others go on")
+    async def remove_camera(self, camera_id: str, caller: str = Depends(needs(Role.ADMIN))) -> dict[str, Any]:
+        return await self._service("remove", camera_id)
+
+    @app.post("/cameras/{camera_id}/pause", summary="Pause a camera (admin): stops reading it, kept paused across restarts",
+              response_model=CameraStatus)
+    async def pause_camera(self, camera_id: str, caller: str = Depends(needs(Role.ADMIN))) -> dict[str, Any]:
+        return await self._service("pause", camera_id)
+
+    @app.post("/cameras/{camera_id}/resume", summary="Resume a paused camera (admin)", response_model=CameraStatus)
+    async def resume_camera(self, camera_id: str, caller: str = Depends(needs(Role.ADMIN))) -> dict[str, Any]:
+        return await self._service("resume", camera_id)
+
+    @app.get("/cameras/{camera_id}/frame.jpg", summary="The camera's latest analysed frame, annotated (JPEG)",
+             response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
+    async def frame(self, camera_id: str, caller: str = Depends(needs(Role.VIEWER))) -> Response:
+        image = await self._service("picture", camera_id)
+        if image is None:
+            raise HTTPException(409, f"camera {camera_id!r} has no analysed frame now (starting, paused or failed)")
+        return Response(image, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+    @app.get("/cameras/{camera_id}/mjpeg", summary="Live view: annotated frames as MJPEG",
+             response_class=StreamingResponse, responses={200: {"content": {"multipart/x-mixed-replace": {}}}})
+    async def mjpeg(self, request: Request, camera_id: str, fps: float = Query(5.0, gt=0, le=15),
+                    caller: str = Depends(needs(Role.VIEWER))) -> StreamingResponse:
+        await self._service("camera", camera_id)  # 404 now, not inside the stream
+
+        async def frames() -> Any:
+            last = None
+            while not await request.is_disconnected():
+                t0 = time.monotonic()
+                try:
+                    image = await self._service("picture", camera_id)
+                except HTTPException:  # removed, or the service went away: the stream ends
+                    return
+                if image is not None and image is not last:
+                    yield (b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: " + str(len(image)).encode()
+                           + b"\r\n\r\n" + image + b"\r\n")
+                    last = image
+                await asyncio.sleep(max(0.0, 1 / fps - (time.monotonic() - t0)))
+
+        return StreamingResponse(frames(), media_type="multipart/x-mixed-replace; boundary=frame",
+                                 headers={"Cache-Control": "no-store"})
 
     @app.post("/detect", summary="Detect objects in one image", response_model=DetectResponse,
               openapi_extra={"requestBody": {"required": True, "content": {
@@ -203,5 +345,5 @@ class Api:
 
 
 def api_app(config: ApiConfig, detector_app: str = APP_NAME, run_dir: str | None = None,
-            validator: tuple[str, str] | None = None) -> serve.Application:
-    return Api.bind(config.model_dump(mode="json"), detector_app, run_dir, validator)
+            validator: tuple[str, str] | None = None, cameras: tuple[str, str] | None = None) -> serve.Application:
+    return Api.bind(config.model_dump(mode="json"), detector_app, run_dir, validator, cameras)

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import enum
 import json
+import os
+import re
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -161,9 +164,47 @@ class AlertStore:
                                r | {"acknowledged_by": by, "acknowledged_at": at})
         return written[0] if written else None
 
+    def purge(self, before: float) -> list[str]:
+        """Delete the alerts raised before ``before`` (retention): rows, snapshots and their lines of
+        ``alerts.jsonl`` (rewritten whole, then swapped in); the ids deleted."""
+        with self._db:
+            gone = [r[0] for r in self._db.execute("SELECT id FROM alerts WHERE raised_at < ?", (before,))]
+            self._db.execute("DELETE FROM alerts WHERE raised_at < ?", (before,))
+        if not gone:
+            return gone
+        run_dir = self.path.parent
+        for alert_id in gone:
+            snapshot_path(run_dir, alert_id).unlink(missing_ok=True)
+        jsonl = run_dir / "alerts.jsonl"
+        self._jsonl.close()
+        tmp = jsonl.with_suffix(".part")
+        with jsonl.open() as src, tmp.open("w") as dst:
+            for line in src:
+                if line.strip() and json.loads(line)["raised_at"] >= before:
+                    dst.write(line)
+        os.replace(tmp, jsonl)
+        self._jsonl = jsonl.open("a")
+        return gone
+
     def close(self) -> None:
         self._jsonl.close()
         self._db.close()
+
+
+def snapshot_path(run_dir: Path, alert_id: str) -> Path:
+    """Where an alert's snapshot JPEG is (its id with anything outside [A-Za-z0-9_.-] replaced)."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", alert_id).lstrip(".") or "_"
+    return run_dir / "snapshots" / f"{safe}.jpg"
+
+
+def write_snapshot(run_dir: Path, alert_id: str, image: bytes) -> Path:
+    """Write the snapshot whole or not at all (a reader never sees half a JPEG)."""
+    path = snapshot_path(run_dir, alert_id)
+    path.parent.mkdir(exist_ok=True)
+    tmp = path.with_suffix(".part")
+    tmp.write_bytes(image)
+    os.replace(tmp, path)
+    return path
 
 
 def read_alerts(run_dir: Path, status: AlertStatus | None = None) -> Iterator[Alert]:
@@ -176,13 +217,28 @@ def read_alert(run_dir: Path, alert_id: str) -> Alert | None:
     return next(_read(run_dir, "WHERE id = ?", (alert_id,)), None)
 
 
-def _read(run_dir: Path, where: str, params: tuple) -> Iterator[Alert]:
+def last_alert_row(run_dir: Path) -> int:
+    """The store's last row (0 when empty): a feed of new alerts starts after it."""
+    with closing(_reader(run_dir)) as db:
+        return db.execute("SELECT coalesce(max(rowid), 0) FROM alerts").fetchone()[0]
+
+
+def alerts_after(run_dir: Path, row: int, limit: int = 500) -> list[tuple[int, Alert]]:
+    """(row, alert) of the alerts stored after ``row``, in the order they were stored (a feed resumes
+    from the last row it saw)."""
+    with closing(_reader(run_dir)) as db:
+        return [(r, Alert.model_validate_json(record)) for r, record in db.execute(
+            "SELECT rowid, record FROM alerts WHERE rowid > ? ORDER BY rowid LIMIT ?", (row, limit))]
+
+
+def _reader(run_dir: Path) -> sqlite3.Connection:
     path = run_dir / "alerts.db"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no alert store (not a run directory, or a run from before alerts)")
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+
+
+def _read(run_dir: Path, where: str, params: tuple) -> Iterator[Alert]:
+    with closing(_reader(run_dir)) as db:
         for (record,) in db.execute(f"SELECT record FROM alerts {where} ORDER BY raised_at, id", params):
             yield Alert.model_validate_json(record)
-    finally:
-        db.close()

@@ -42,8 +42,10 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         run["live"] = False
     if run:
         o["run"] = run
-    if getattr(args, "api", False):
+    if getattr(args, "api", False) or getattr(args, "command", None) == "serve":
         o["api"] = {"enabled": True}
+    if getattr(args, "state_dir", None):
+        o["service"] = {"state_dir": args.state_dir}
     return o
 
 
@@ -60,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="surveillance-ray", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _add_config_flags(sub.add_parser("run", help="run the pipeline"))
+    srv = sub.add_parser("serve", help="run as a service until stopped: HTTP API on, cameras changed at runtime, "
+                                       "state kept across restarts")
+    _add_config_flags(srv)
+    srv.add_argument("--state-dir", metavar="DIR", help="where the state lives (service.state_dir, default state/)")
     cfg = sub.add_parser("config", help="configuration")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True)
     _add_config_flags(cfg_sub.add_parser("show", help="print the effective config (YAML)"))
@@ -106,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
 
         print(yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False), end="")
         return 0
+    if args.command == "serve":
+        return _serve(settings)
     if not settings.cameras:
         print("config error: cameras: no camera configured (pass --source SRC or list cameras in --config)",
               file=sys.stderr)
@@ -123,6 +131,21 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     states = [s["state"] for s in result.summary["streams"].values()]
     return 1 if states and all(s == "failed" for s in states) else 0
+
+
+def _serve(settings: Settings) -> int:
+    from surveillance_ray.service import serve_forever  # imports Ray: only after the config is valid
+
+    try:
+        serve_forever(settings)
+    except ConfigError as exc:
+        for line in str(exc).splitlines():
+            print(f"config error: {line}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:
+        print(f"error: {str(exc).strip().splitlines()[0]}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _api_key(name: str, role: str) -> int:

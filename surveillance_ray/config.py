@@ -665,6 +665,71 @@ class ApiConfig(_Strict):
         return self
 
 
+class _Sink(_Strict):
+    """What every alert sink shares: its name, which alerts it gets, how hard it tries."""
+
+    name: str = Field(pattern=_NAME, description="Sink name, unique among the sinks (in logs, metrics, the summary).")
+    min_level: LevelName = Field("BASIC", description="Alerts at or above this level are sent.")
+    cameras: list[str] | None = Field(None, description="Only these cameras' alerts (None: every camera).")
+    suppressed: bool = Field(False, description="Also send alerts suppressed by cooldowns.")
+    timeout_s: float = Field(5.0, gt=0, le=300, description="One attempt's time limit.")
+    retries: int = Field(5, ge=0, le=100, description="Further attempts after a failed one.")
+    backoff_s: float = Field(0.5, ge=0, le=600, description="First retry delay, doubled each time (with jitter).")
+    max_backoff_s: float = Field(30.0, gt=0, le=3600, description="Cap on the retry delay.")
+
+
+class WebhookSink(_Sink):
+    """An HTTP POST of the alert (JSON) per alert; 2xx delivers, 5xx / 429 / no answer retries, other 4xx fail."""
+
+    url: str = Field(pattern=r"^https?://", max_length=2048, description="Where to POST.")
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra headers (e.g. Authorization).")
+
+
+class MqttSink(_Sink):
+    """Each alert published to an MQTT broker (QoS 1 by default: the broker acknowledges it)."""
+
+    host: str = Field(min_length=1, description="Broker host.")
+    port: int = Field(1883, ge=1, le=65535, description="Broker port.")
+    topic: str = Field("surveillance/{camera}/alert", min_length=1, description=(
+        "Topic; {camera}, {type} and {level} are filled in (home-automation convention: one topic per camera)."))
+    qos: Literal[0, 1, 2] = Field(1, description="MQTT QoS (1: at least once, acknowledged by the broker).")
+    retain: bool = Field(False, description="Retained messages (the broker keeps the last per topic).")
+    username: str | None = Field(None, description="Broker user.")
+    password: str | None = Field(None, description="Broker password.")
+
+
+class SinksConfig(_Strict):
+    """Where alerts go besides the alert store. Each sink reads the store on its own (after the alert is
+    committed) with its own cursor, so a failing sink never holds up another, the cameras or the store."""
+
+    webhooks: list[WebhookSink] = Field(default_factory=list, description="HTTP webhooks.")
+    mqtt: list[MqttSink] = Field(default_factory=list, description="MQTT brokers.")
+    poll_s: float = Field(0.5, gt=0, le=60, description="How often the sinks look for new alerts in the store.")
+    drain_s: float = Field(30.0, ge=0, le=3600, description=(
+        "At the end of a run, how long the sinks may take to deliver what is left (the rest is reported)."))
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> "SinksConfig":
+        names = [s.name for s in [*self.webhooks, *self.mqtt]]
+        if len(names) != len(set(names)):
+            raise ValueError(f"duplicate sink names {sorted({n for n in names if names.count(n) > 1})}")
+        return self
+
+    @property
+    def all(self) -> list[_Sink]:
+        return [*self.webhooks, *self.mqtt]
+
+
+class ServiceConfig(_Strict):
+    """Service mode (``surveillance-ray serve``): runs until stopped, cameras change at runtime."""
+
+    state_dir: Path = Field(Path("state"), description=(
+        "What survives a restart: the cameras (cameras.json: the config's, plus those added, paused or removed "
+        "through the API), the alert store with its snapshots, events.jsonl."))
+    retention_days: float | None = Field(90.0, gt=0, le=36_500, description=(
+        "Alerts (and their snapshots) older than this are deleted, at start and hourly (None: kept forever)."))
+
+
 class Settings(BaseSettings):
     """The whole configuration of a run."""
 
@@ -680,6 +745,8 @@ class Settings(BaseSettings):
     run: RunConfig = Field(default_factory=RunConfig, description="Run control and outputs.")
     vlm: VLMConfig = Field(default_factory=VLMConfig, description="VLM review of escalated alerts.")
     api: ApiConfig = Field(default_factory=ApiConfig, description="HTTP API (Serve ingress).")
+    service: ServiceConfig = Field(default_factory=ServiceConfig, description="Service mode.")
+    sinks: SinksConfig = Field(default_factory=SinksConfig, description="Alert sinks (webhooks, MQTT).")
 
     @model_validator(mode="after")
     def _one_http_proxy(self) -> "Settings":

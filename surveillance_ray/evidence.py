@@ -12,6 +12,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from surveillance_ray.annotate import jpeg
 from surveillance_ray.config import PERSON
 from surveillance_ray.opinion import crop_around
 
@@ -91,17 +92,6 @@ def blur_heads(image: np.ndarray, people: np.ndarray) -> np.ndarray:
     return out
 
 
-def _jpeg(image: np.ndarray, longest: int, quality: int = 85) -> bytes:
-    h, w = image.shape[:2]
-    scale = longest / max(h, w)
-    if scale < 1:
-        image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise ValueError("JPEG encoding failed")
-    return buf.tobytes()
-
-
 def build_evidence(request: EscalationRequest, keyframes: Keyframes, mode: str, image_size: int, count: int,
                    privacy: bool) -> Evidence | None:
     """The crop (from the latest frame) and ``count`` keyframes at ``image_size``; None without frames."""
@@ -114,8 +104,8 @@ def build_evidence(request: EscalationRequest, keyframes: Keyframes, mode: str, 
 
     latest = shown(frames[-1])
     crop, _ = crop_around(latest, request.xyxy)
-    return Evidence(request, mode, _jpeg(crop, image_size),
-                    tuple(_jpeg(latest if k is frames[-1] else shown(k), image_size) for k in frames))
+    return Evidence(request, mode, jpeg(crop, 85, image_size),
+                    tuple(jpeg(latest if k is frames[-1] else shown(k), 85, image_size) for k in frames))
 
 
 def people_boxes(xyxy: np.ndarray, class_id: np.ndarray) -> np.ndarray:

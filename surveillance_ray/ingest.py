@@ -25,7 +25,8 @@ import ray
 from surveillance_ray.capture import CameraCapture
 from surveillance_ray.config import CameraConfig, IngestConfig, TrackingConfig, VLMConfig
 from surveillance_ray.evidence import EscalationRequest, Keyframes, build_evidence, people_boxes
-from surveillance_ray.messages import Detections, Frame, OpinionRequest, StreamState, TrackedFrame, Validated
+from surveillance_ray.messages import (Detections, Frame, OpinionRequest, SnapshotRequest, StreamState, TrackedFrame,
+                                      Validated)
 from surveillance_ray.opinion import agreement, crop_around
 from surveillance_ray.metrics import StreamMetrics
 from surveillance_ray.stats import LatencyHistogram, StreamStats
@@ -50,6 +51,8 @@ class _Camera:
     error: str | None = None  # a processing failure (capture failures are in capture.stats)
     last_original: Any = None  # the full-resolution image of its latest tracked frame (second opinions)
     keyframes: Any = None  # evidence.Keyframes: recent full-resolution frames (escalations to the VLM)
+    latest: tuple[Frame, Any] | None = None  # its latest validated frame and tracks (the live view)
+    annotator: Any = None  # annotate.Annotator, made when a picture is first asked for
 
 
 class IngestActor:
@@ -57,19 +60,24 @@ class IngestActor:
 
     def __init__(self, cameras: list[CameraConfig], detector: Any, validator: Any, tracking: TrackingConfig,
                  ingest: IngestConfig, imgsz: int, max_frames: int | None = None,
-                 second_opinions: bool = False, escalator: Any = None, vlm: VLMConfig | None = None) -> None:
+                 second_opinions: bool = False, escalator: Any = None, vlm: VLMConfig | None = None,
+                 class_names: dict[int, str] | None = None, persistent: bool = False) -> None:
+        """``persistent``: run until ``stop`` even with no camera left (service mode: cameras come and go)."""
         self._detector = detector
         self._validator = validator
         self._escalator = escalator
         self._vlm = vlm
         self._tracking = tracking
         self._ingest = ingest
-        self._cams = {c.id: _Camera(c, CameraCapture(c, imgsz, max_frames, on_frame=self._on_frame,
-                                                     keep_original=second_opinions or escalator is not None))
-                      for c in cameras}
-        if escalator is not None:
-            for cam in self._cams.values():
-                cam.keyframes = Keyframes(keep=max(m.keyframes for m in vlm.modes.values()))
+        self._imgsz = imgsz
+        self._max_frames = max_frames
+        self._keep_original = second_opinions or escalator is not None
+        self._class_names = {int(k): v for k, v in (class_names or {}).items()}
+        self._persistent = persistent
+        self._stopping = False
+        self._cams: dict[str, _Camera] = {}
+        for camera in cameras:
+            self._new_camera(camera)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._validations: set[asyncio.Task] = set()
@@ -82,6 +90,14 @@ class IngestActor:
         self.name = ray.get_runtime_context().get_actor_name() or "ingest"
         self.node_id = ray.get_runtime_context().get_node_id()
         logging.getLogger("ray.serve").setLevel(logging.WARNING)  # the handle's router logs at INFO
+
+    def _new_camera(self, camera: CameraConfig) -> _Camera:
+        cam = self._cams[camera.id] = _Camera(camera, CameraCapture(camera, self._imgsz, self._max_frames,
+                                                                    on_frame=self._on_frame,
+                                                                    keep_original=self._keep_original))
+        if self._escalator is not None:
+            cam.keyframes = Keyframes(keep=max(m.keyframes for m in self._vlm.modes.values()))
+        return cam
 
     def _on_frame(self) -> None:
         """Called by capture threads: wake the event loop (it never polls the buffers)."""
@@ -146,6 +162,8 @@ class IngestActor:
                    for cam in self._cams.values())
 
     def _finished(self) -> bool:
+        if self._persistent and not self._stopping:
+            return False
         return all((cam.capture.done.is_set() or cam.error is not None) and not len(cam.capture.buffer)
                    for cam in self._cams.values())
 
@@ -158,28 +176,32 @@ class IngestActor:
         try:
             detections: list[Detections] = result.result()
         except Exception as exc:  # the detector failed these frames (replica died, timeout): count them
-            for frame in frames:
-                cam = self._cams[frame.stream_id]
+            for cam in filter(None, (self._cams.get(f.stream_id) for f in frames)):  # (removed meanwhile: gone)
                 cam.inflight -= 1
                 self._drop(cam, "detector_error")
             self._log_detector_error(exc, len(frames))
             return
         tracked: list[TrackedFrame] = []
+        kept: list[Frame] = []
         for frame, dets in zip(frames, detections):
-            cam = self._cams[frame.stream_id]
+            cam = self._cams.get(frame.stream_id)
+            if cam is None:  # removed while at the detector (its report was final)
+                continue
             cam.inflight -= 1
             if cam.error is not None:
                 self._drop(cam, "camera_error")
                 continue
             try:
                 tracked.append(self._track(cam, frame, dets))
+                kept.append(frame)
             except Exception as exc:
                 logger.exception("camera %r: tracking failed", cam.config.id)
                 self._fail(cam, f"camera {cam.config.id!r}: tracking failed: {exc!r}")
                 self._drop(cam, "camera_error")
         if tracked:
             await self._slots.acquire()  # back-pressure when the validator is behind
-            task = asyncio.ensure_future(self._validated(tracked, self._validator.process_many.remote(tracked)))
+            task = asyncio.ensure_future(self._validated(kept, tracked,
+                                                         self._validator.process_many.remote(tracked)))
             self._validations.add(task)
             task.add_done_callback(self._validations.discard)
 
@@ -203,13 +225,14 @@ class IngestActor:
                               people_boxes(t.xyxy, t.class_id))
         return tracked
 
-    async def _validated(self, tracked: list[TrackedFrame], response: Any) -> None:
+    async def _validated(self, frames: list[Frame], tracked: list[TrackedFrame], response: Any) -> None:
         try:
             verdicts: list[Validated] = await response
         except Exception as exc:  # the validator is gone: these frames were not validated
             logger.error("ingest %s: validator failed %d frames: %s", self.name, len(tracked), exc)
             for t in tracked:
-                self._drop(self._cams[t.stream_id], "validator_error")
+                if t.stream_id in self._cams:
+                    self._drop(self._cams[t.stream_id], "validator_error")
             return
         finally:
             self._slots.release()
@@ -220,8 +243,15 @@ class IngestActor:
             task.add_done_callback(self._validations.discard)
         for escalation in (e for verdict in verdicts for e in verdict.escalations):
             self._escalate(escalation)
-        for t, verdict in zip(tracked, verdicts):
-            cam = self._cams[t.stream_id]
+        for frame, t, verdict in zip(frames, tracked, verdicts):
+            cam = self._cams.get(t.stream_id)
+            if cam is None:  # removed meanwhile (its report was final)
+                continue
+            cam.latest = (frame, t.tracks)
+            for request in verdict.snapshots:
+                task = asyncio.ensure_future(self._snapshot(cam, frame, t.tracks, request))
+                self._validations.add(task)
+                task.add_done_callback(self._validations.discard)
             latency = verdict.validated_at - t.captured_at
             cam.analysed += 1
             cam.latency.add(latency)
@@ -244,6 +274,34 @@ class IngestActor:
             await self._validator.second_opinion.remote(request.stream_id, request.epoch, request.track_id, score)
         except Exception as exc:  # no answer: the rule says so when it stops waiting
             logger.warning("camera %r: second opinion on track %d failed: %s", request.stream_id, request.track_id, exc)
+
+    # -- pictures -------------------------------------------------------------------------
+    def _draw(self, cam: _Camera, frame: Frame, tracks: Any, alerts: list = ()) -> bytes:
+        """The frame (full resolution when kept) with its tracks, zones, lines and ``alerts``, as JPEG."""
+        if cam.annotator is None:
+            from surveillance_ray.annotate import Annotator  # supervision: not in the driver (see _track)
+
+            cam.annotator = Annotator(cam.config, self._class_names)
+        from surveillance_ray.annotate import jpeg
+
+        image, scale = (frame.original, 1.0) if frame.original is not None else (frame.image, frame.scale)
+        return jpeg(cam.annotator.draw(image, tracks, scale, alerts))
+
+    async def _snapshot(self, cam: _Camera, frame: Frame, tracks: Any, request: SnapshotRequest) -> None:
+        """An alert's picture, drawn off the event loop and kept by the validator beside the alert store."""
+        try:
+            image = await asyncio.to_thread(self._draw, cam, frame, tracks, [(request.xyxy, request.label)])
+            await self._validator.snapshot.remote(request.alert_id, image)
+        except Exception as exc:  # noqa: BLE001 - the alert stands without its picture
+            logger.warning("camera %r: no snapshot for alert %s: %s", request.stream_id, request.alert_id, exc)
+
+    async def picture(self, camera_id: str) -> bytes | None:
+        """The camera's latest analysed frame, annotated, as JPEG (None: no frame yet, or no such camera)."""
+        cam = self._cams.get(camera_id)
+        if cam is None or cam.latest is None:
+            return None
+        frame, tracks = cam.latest
+        return await asyncio.to_thread(self._draw, cam, frame, tracks)
 
     def _escalate(self, request: EscalationRequest) -> None:
         """Evidence for the VLM from the camera's keyframes, queued at the escalator (not awaited: the
@@ -284,9 +342,40 @@ class IngestActor:
 
     # -- control and reports --------------------------------------------------------------
     def stop(self) -> None:
-        """Stop reading; frames already read are still analysed."""
+        """Stop reading; frames already read are still analysed (``run`` then returns)."""
+        self._stopping = True
         for cam in self._cams.values():
             cam.capture.stop()
+        if self._loop is not None and self._wake is not None:
+            self._wake.set()
+
+    def add_camera(self, camera: CameraConfig) -> None:
+        """Start one more camera (service mode); the others go on undisturbed."""
+        if camera.id in self._cams:
+            raise ValueError(f"camera {camera.id!r} is already on ingest actor {self.name}")
+        cam = self._new_camera(camera)
+        if self._loop is not None:  # else run() starts it with the others
+            cam.capture.start()
+
+    async def remove_camera(self, camera_id: str, timeout_s: float = 10.0) -> dict[str, Any]:
+        """Stop one camera: its frames already read are analysed (up to ``timeout_s``; the rest are counted
+        dropped, reason ``removed``), its tracks end; its final report."""
+        cam = self._cams[camera_id]
+        cam.capture.stop()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and (not cam.capture.done.is_set() or self._in_pipeline(cam) > 0):
+            await asyncio.sleep(0.05)
+        while cam.capture.buffer.get() is not None:
+            self._drop(cam, "removed")
+        report = self._report(cam, time.time())
+        self._flush_capture_metrics()
+        del self._cams[camera_id]
+        self._flushed.pop(camera_id, None)
+        await self._validator.finish_stream.remote(camera_id)
+        return report
+
+    def _in_pipeline(self, cam: _Camera) -> int:
+        return cam.capture.stats.frames_read - cam.analysed - sum(cam.dropped.values()) - cam.capture.buffer.dropped
 
     def stats(self, final: bool = False) -> dict[str, Any]:
         """``{"cameras": {id: report}, "actor": {...}}``; USS is re-measured at most every 10 s."""

@@ -182,6 +182,16 @@ class OpinionRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class SnapshotRequest:
+    """An alert was stored: the ingest actor draws its frame and sends the JPEG back (``Validator.snapshot``)."""
+
+    alert_id: str
+    stream_id: str
+    xyxy: tuple[float, float, float, float]
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
 class Validated:
     """The validator's reply for one frame."""
 
@@ -189,3 +199,4 @@ class Validated:
     events: tuple[Event, ...] = field(default_factory=tuple)
     requests: tuple[OpinionRequest, ...] = ()
     escalations: tuple[Any, ...] = ()  # evidence.EscalationRequest: alerts for the VLM
+    snapshots: tuple[SnapshotRequest, ...] = ()

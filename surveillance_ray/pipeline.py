@@ -31,6 +31,7 @@ from surveillance_ray.ingest import IngestActorRemote
 from surveillance_ray.messages import StreamState
 from surveillance_ray.stats import merge_latency
 from surveillance_ray.escalate import EscalatorActor
+from surveillance_ray.sinks import finish_sinks, start_sinks
 from surveillance_ray.validate import ValidatorActor
 
 logger = logging.getLogger(__name__)
@@ -75,13 +76,14 @@ def deploy_detector(settings: Settings) -> Any:
 
 
 def deploy_api(settings: Settings, console: Console, run_dir: str | None = None,
-               validator: tuple[str, str] | None = None) -> None:
+               validator: tuple[str, str] | None = None, cameras: tuple[str, str] | None = None) -> None:
     """The HTTP API (FastAPI ingress) at / of Serve's proxy; the run's alerts from ``run_dir``'s store,
-    acknowledgments through the ``validator`` actor (name, namespace)."""
+    acknowledgments through the ``validator`` actor, cameras through the ``cameras`` actor (each
+    (name, namespace); service.CameraService)."""
     from deployments.api import api_app
 
     api = settings.api
-    serve.run(api_app(api, APP_NAME, run_dir, validator), name=API_APP, route_prefix="/",
+    serve.run(api_app(api, APP_NAME, run_dir, validator, cameras), name=API_APP, route_prefix="/",
               logging_config={"enable_access_log": False})
     console.print(f"api: http://{api.host}:{api.port} (OpenAPI at /docs; {len(api.keys)} key(s))")
     if not api.keys:
@@ -127,6 +129,7 @@ def run_pipeline(settings: Settings, console: Console | None = None) -> RunResul
         validator = ValidatorActor.options(name=validator_name, scheduling_strategy=here).remote(
             settings.validator, names, settings.cameras, settings.run.track_log, str(run_dir.resolve()),
             escalate_level=vlm.min_level if vlm.enabled else None)
+        sinks = start_sinks(settings.sinks, str(run_dir.resolve()), f"sinks-{os.getpid()}", here)
         if settings.api.enabled:
             deploy_api(settings, console, str(run_dir.resolve()),
                        (validator_name, ray.get_runtime_context().namespace))
@@ -137,9 +140,10 @@ def run_pipeline(settings: Settings, console: Console | None = None) -> RunResul
                 vlm_info["startup_s"] = deploy_vlm(settings, console)
             escalator = EscalatorActor.options(name=f"escalator-{os.getpid()}", scheduling_strategy=here).remote(
                 vlm, vlm.all_endpoints(), validator)
-        actors = start_ingest(settings, handle, validator, escalator)
-        monitor = _Monitor(settings, actors, validator, run_dir, console, escalator)
+        actors = start_ingest(settings, handle, validator, escalator, names)
+        monitor = _Monitor(settings, actors, validator, run_dir, console, escalator, sinks)
         reports = monitor.loop()
+        sink_report = finish_sinks(sinks, settings.sinks.drain_s) if sinks is not None else None
         counts = monitor.validator_call("counts") or {}
         monitor.validator_call("close")
         summary = build_summary(reports, counts, alert_counts(run_dir))
@@ -151,6 +155,7 @@ def run_pipeline(settings: Settings, console: Console | None = None) -> RunResul
             "nodes": sorted({a.get("node_id", "") for a in monitor.actor_info.values()} - {""}),
             "validator_failures": monitor.validator_failures,
             "vlm": {**vlm_info, **monitor.escalation} if vlm.enabled else None,
+            "sinks": sink_report,
             "uss_mb_total": round(process_tree_uss() / 2**20, 1) if started_ray else None,
             "uss_scope": "driver + the local Ray it started" if started_ray else "not measured (joined a cluster)",
         }
@@ -219,25 +224,34 @@ def _engine_room(settings: Settings) -> str:
             "cluster adds a node); on one machine lower vlm.serve.engine_cpus or detector.num_cpus")
 
 
-def start_ingest(settings: Settings, detector: Any, validator: Any, escalator: Any = None) -> dict[str, Any]:
+def start_ingest(settings: Settings, detector: Any, validator: Any, escalator: Any = None,
+                 class_names: dict[int, str] | None = None) -> dict[str, Any]:
     """One ingest actor per group of cameras, spread over the cluster's nodes (``ingest.placement``)."""
-    options: dict[str, Any] = {"scheduling_strategy": "SPREAD"} if settings.ingest.placement == "spread" else {}
     actors = {}
     for i, group in enumerate(camera_groups(settings.cameras, settings.ingest.cameras_per_actor)):
         name = f"ingest-{i}-{os.getpid()}"
-        actors[name] = IngestActorRemote.options(name=name, **options).remote(
-            group, detector, validator, settings.tracking, settings.ingest, settings.detector.imgsz,
-            settings.run.max_frames, settings.validator.second_opinion, escalator, settings.vlm)
+        actors[name] = new_ingest_actor(settings, name, group, detector, validator, escalator, class_names)
     return actors
+
+
+def new_ingest_actor(settings: Settings, name: str, cameras: list[CameraConfig], detector: Any, validator: Any,
+                     escalator: Any = None, class_names: dict[int, str] | None = None,
+                     persistent: bool = False) -> Any:
+    """An ingest actor for ``cameras`` (placed by ``ingest.placement``); ``persistent``: see IngestActor."""
+    options: dict[str, Any] = {"scheduling_strategy": "SPREAD"} if settings.ingest.placement == "spread" else {}
+    return IngestActorRemote.options(name=name, **options).remote(
+        cameras, detector, validator, settings.tracking, settings.ingest, settings.detector.imgsz,
+        settings.run.max_frames, settings.validator.second_opinion, escalator, settings.vlm, class_names, persistent)
 
 
 class _Monitor:
     """Polls the ingest actors, enforces the duration, drains events to disk, shows the live table."""
 
     def __init__(self, settings: Settings, actors: dict[str, Any], validator: Any, run_dir: Path,
-                 console: Console, escalator: Any = None) -> None:
+                 console: Console, escalator: Any = None, sinks: Any = None) -> None:
         self.settings = settings
         self.escalator = escalator
+        self.sinks = sinks
         self.escalation: dict[str, Any] = {}
         self.actors = actors
         self.validator = validator
@@ -365,6 +379,8 @@ class _Monitor:
                 continue  # reported when its run() returns
             self.last_stats.update(stats["cameras"])
             self.actor_info[name] = stats["actor"]
+        if self.sinks is not None:
+            self.sinks.report.remote()  # keeps them going: a sinks actor Ray restarted resumes at its next call
         for cid, c in (self.validator_call("counts") or {}).items():
             if cid in self.last_stats:
                 self.last_stats[cid]["events"] = c["events"]
@@ -475,6 +491,7 @@ DROP_REASONS = {
     "detector_error": "the detector failed them (error, timeout, or a replica lost with them in flight)",
     "validator_error": "the validator failed them",
     "camera_error": "the camera's own processing failed",
+    "removed": "the camera was removed or paused before they were analysed",
 }
 
 
@@ -504,6 +521,13 @@ def run_notes(summary: dict[str, Any]) -> list[str]:
                      + (f"; {lat}" if lat else "") + (f"; ready in {vlm['startup_s']:g} s" if "startup_s" in vlm else "")
                      + ("" if vlm.get("drained", True) else "; the run ended before the queue emptied")
                      + (f"; {vlm['error']}" if vlm.get("error") else ""))
+    sinks = summary.get("run", {}).get("sinks")
+    if sinks:
+        notes.append("sinks: " + ("; ".join(
+            f"{name} {s['delivered']} delivered ({s['retried']} retries), {s['failed']} failed"
+            + (f", {s['behind']} not sent" if s["behind"] else "") + (f" (last error: {s['last_error']})" if s["failed"] else "")
+            for name, s in (sinks.get("sinks") or {}).items()) or sinks.get("error", ""))
+            + ("" if sinks.get("drained", True) else "; the run ended before they caught up"))
     timeline = summary.get("run", {}).get("detector_timeline") or []
     if len(timeline) > 1:
         steps = "; ".join(f"{e['t_s']:g} s {e['status'].lower()} "

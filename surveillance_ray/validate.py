@@ -13,6 +13,8 @@ directory it writes ``alerts.db`` and ``alerts.jsonl`` into).
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -22,14 +24,17 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import ray
 
-from surveillance_ray.alerts import Alert, AlertStatus, AlertStore, AlertType, Cooldowns
+from surveillance_ray.alerts import Alert, AlertStatus, AlertStore, AlertType, Cooldowns, write_snapshot
 from surveillance_ray.config import CameraConfig, ValidatorConfig
 from surveillance_ray.ensemble import EnsembleModel, load_model, track_features
 from surveillance_ray.history import Observation, TrackHistory
 from surveillance_ray.evidence import EscalationRequest
-from surveillance_ray.messages import AlertLevel, Event, EventKind, OpinionRequest, TrackedFrame, Validated
+from surveillance_ray.messages import (AlertLevel, Event, EventKind, OpinionRequest, SnapshotRequest, TrackedFrame,
+                                      Validated)
 from surveillance_ray.rules import ConfidenceThresholdRule, Finding, RuleInput, RuleResult, default_rules
 from surveillance_ray.scene import CameraScene
+
+logger = logging.getLogger(__name__)
 
 KEEP_OBSERVATIONS = 64  # per track, for the rules' windows
 
@@ -41,6 +46,7 @@ class StreamCounts:
     epoch: int = -1
     clock_offset: float = 0.0  # added to the source's media time: the camera clock never goes back
     t: float = 0.0  # the camera clock at its latest frame
+    tag: str = ""  # in alert ids after the camera id (the service's session): ids stay unique across restarts
     by_kind: dict[str, int] = field(default_factory=dict)
     started_by_class: dict[str, int] = field(default_factory=dict)
     alerts: dict[str, int] = field(default_factory=dict)  # "raised:object", "suppressed:intrusion", ...
@@ -67,6 +73,7 @@ class Validator:
                       if r.level > AlertLevel.BASIC]
         self._requests: list[OpinionRequest] = []  # second opinions asked during the frame being processed
         self._escalations: list[EscalationRequest] = []  # alerts for the VLM raised during the frame
+        self._snapshots: list[SnapshotRequest] = []  # alerts stored during the frame: their pictures
         self.escalate_level = AlertLevel[escalate_level] if escalate_level else None
         self._opinions_to_log: dict[str, list[list]] = {}
         self.levels = sorted({r.level for r in self.rules})
@@ -103,7 +110,7 @@ class Validator:
         if frame.epoch != stream.epoch:
             events += self._end_where(lambda s: s.stream_id == frame.stream_id and s.epoch != frame.epoch,
                                       "source reconnected or looped")
-            if stream.epoch >= 0:  # a new session: its media time restarts
+            if stream.epoch != -1:  # a new session (or the camera attached again): its media time restarts
                 stream.clock_offset = stream.t - media + 0.1
             stream.epoch = frame.epoch
         stream.t = media + stream.clock_offset
@@ -131,7 +138,31 @@ class Validator:
         self._emit(events)
         requests, self._requests = tuple(self._requests), []
         escalations, self._escalations = tuple(self._escalations), []
-        return Validated(validated_at=time.time(), events=tuple(events), requests=requests, escalations=escalations)
+        snapshots, self._snapshots = tuple(self._snapshots), []
+        return Validated(validated_at=time.time(), events=tuple(events), requests=requests, escalations=escalations,
+                         snapshots=snapshots)
+
+    def attach(self, camera: CameraConfig, tag: str = "") -> None:
+        """A camera (re)starts at runtime (service mode): its settings, and ``tag`` in its alert ids."""
+        self.cameras[camera.id] = camera
+        self._scenes.pop(camera.id, None)
+        stream = self._streams.setdefault(camera.id, StreamCounts())
+        stream.tag = tag
+        if stream.epoch != -1:
+            stream.epoch = -2  # its source starts again: the next frame begins a new session
+
+    def purge(self, before: float) -> int:
+        """Retention: delete the alerts raised before ``before`` (epoch s) and their snapshots; how many."""
+        if self.store is None:
+            return 0
+        gone = self.store.purge(before)
+        self._stored -= set(gone)
+        return len(gone)
+
+    def snapshot(self, alert_id: str, image: bytes) -> None:
+        """The alert's picture (JPEG, from the ingest actor) beside the store: ``snapshots/<id>.jpg``."""
+        if self.store is not None:
+            write_snapshot(self.store.path.parent, alert_id, image)
 
     def _ask(self, state: TrackHistory) -> None:
         self._requests.append(OpinionRequest(state.stream_id, state.epoch, state.track_id, state.class_id,
@@ -263,8 +294,10 @@ class Validator:
         if behaviors and finding.type is AlertType.OBJECT:
             level = max(level, AlertLevel.ADVANCED)
         escalated = self.escalate_level is not None and not suppressed and level >= self.escalate_level
+        session = self._streams[obs.stream_id].tag
         alert = Alert(
-            id=f"{obs.stream_id}-e{state.epoch}-t{state.track_id}-{finding.key}", camera=obs.stream_id,
+            id=f"{obs.stream_id}-{session + '-' if session else ''}e{state.epoch}-t{state.track_id}-{finding.key}",
+            camera=obs.stream_id,
             type=finding.type, level=level.name, status=AlertStatus.SUPPRESSED if suppressed else AlertStatus.RAISED,
             track_id=state.track_id, epoch=state.epoch, class_id=state.class_id, class_name=state.class_name,
             zone=finding.zone, line=finding.line, direction=finding.direction, behaviors=list(behaviors),
@@ -278,13 +311,23 @@ class Validator:
             state.alert_ids.append(alert.id)
             return
         if self.store is not None:
-            self.store.add(alert)  # committed before it counts
+            try:
+                self.store.add(alert)  # committed before it counts
+            except sqlite3.IntegrityError:  # an id the store holds (a bug if it happens): never fail the frame
+                logger.error("alert %s is already in the store: not raised again", alert.id)
+                self._stored.add(alert.id)
+                state.alert_ids.append(alert.id)
+                return
         if self._kept_alerts is not None:
             self._kept_alerts.append(alert)
         state.alert_ids.append(alert.id)
         counts = self._streams[obs.stream_id].alerts
         tag = f"{alert.status.value}:{alert.type.value}"
         counts[tag] = counts.get(tag, 0) + 1
+        if self.store is not None:
+            where = alert.zone or alert.line
+            self._snapshots.append(SnapshotRequest(alert.id, alert.camera, alert.xyxy,
+                                                   f"{alert.type.value}{' ' + where if where else ''} {alert.level}"))
         if escalated:
             self._escalations.append(self._escalation(state, alert))
 

@@ -65,3 +65,30 @@ def test_cli_lists_alerts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert "cam-e0-t2-object" in out and "suppressed" in out and "cooldown" in out
     assert main(["alerts", str(tmp_path / "nowhere")]) == 2
     assert "no alert store" in capsys.readouterr().err
+
+
+def test_retention_purges_old_alerts_their_snapshots_and_jsonl_lines(tmp_path: Path) -> None:
+    from surveillance_ray.alerts import alerts_after, last_alert_row, snapshot_path, write_snapshot
+
+    store = AlertStore(tmp_path)
+    for i in range(1, 5):  # raised at 101.5, 102.5, 103.5, 104.5
+        store.add(alert(i))
+        write_snapshot(tmp_path, alert(i).id, b"\xff\xd8jpeg")
+    assert last_alert_row(tmp_path) == 4
+    assert [(r, a.id) for r, a in alerts_after(tmp_path, 2)] == [(3, "cam-e0-t3-object"), (4, "cam-e0-t4-object")]
+    assert store.purge(103.0) == ["cam-e0-t1-object", "cam-e0-t2-object"]
+    assert [a.id for a in read_alerts(tmp_path)] == ["cam-e0-t3-object", "cam-e0-t4-object"]
+    assert not snapshot_path(tmp_path, "cam-e0-t1-object").exists() and snapshot_path(tmp_path, "cam-e0-t3-object").exists()
+    store.add(alert(5))  # the mirror is still appended to after its rewrite
+    lines = [json.loads(line)["id"] for line in (tmp_path / "alerts.jsonl").read_text().splitlines()]
+    assert lines == ["cam-e0-t3-object", "cam-e0-t4-object", "cam-e0-t5-object"]
+    assert [r for r, _ in alerts_after(tmp_path, 4)] == [5]  # a feed resuming after row 4 gets the new one
+    assert store.purge(50.0) == []
+
+
+def test_snapshot_paths_stay_in_the_snapshots_folder(tmp_path: Path) -> None:
+    from surveillance_ray.alerts import snapshot_path
+
+    for alert_id in ("../../etc/passwd", "a/b", "..", "cam-e0-t1-intrusion-door"):
+        path = snapshot_path(tmp_path, alert_id)
+        assert path.parent == tmp_path / "snapshots" and path.suffix == ".jpg", alert_id

@@ -1,0 +1,256 @@
+"""`surveillance-ray serve` as an operator runs it: its own local Ray, the HTTP API, cameras added, paused and
+removed at runtime without touching the others, pictures and the alert stream, every endpoint's roles, and the
+state across a restart (SIGTERM, then the same command again)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import cv2
+import httpx
+import numpy as np
+import pytest
+import yaml
+
+from surveillance_ray.auth import new_key
+from surveillance_ray.testing.rtsp import free_port
+
+KEYS = {role: new_key(f"{role}-key", role) for role in ("viewer", "operator", "admin")}
+ORDER = ["viewer", "operator", "admin"]
+#: Every endpoint and the least role it needs (None: open). The test fails when the API has a route not here.
+ENDPOINTS: dict[tuple[str, str], str | None] = {
+    ("GET", "/health"): None,
+    ("GET", "/ready"): "viewer",
+    ("GET", "/metrics"): "viewer",
+    ("GET", "/alerts"): "viewer",
+    ("GET", "/alerts/stream"): "viewer",
+    ("GET", "/alerts/{alert_id}"): "viewer",
+    ("GET", "/alerts/{alert_id}/snapshot.jpg"): "viewer",
+    ("POST", "/alerts/{alert_id}/ack"): "operator",
+    ("GET", "/cameras"): "viewer",
+    ("POST", "/cameras"): "admin",
+    ("GET", "/cameras/{camera_id}"): "viewer",
+    ("DELETE", "/cameras/{camera_id}"): "admin",
+    ("POST", "/cameras/{camera_id}/pause"): "admin",
+    ("POST", "/cameras/{camera_id}/resume"): "admin",
+    ("GET", "/cameras/{camera_id}/frame.jpg"): "viewer",
+    ("GET", "/cameras/{camera_id}/mjpeg"): "viewer",
+    ("POST", "/detect"): "viewer",
+}
+
+
+def auth(role: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {KEYS[role][0]}"}
+
+
+class Service:
+    """``surveillance-ray serve`` in a subprocess (its own Ray), stopped with SIGTERM."""
+
+    def __init__(self, config: Path, state_dir: Path, port: int) -> None:
+        self.config, self.state_dir, self.url = config, state_dir, f"http://127.0.0.1:{port}"
+        self.proc: subprocess.Popen | None = None
+        self.log = state_dir.parent / "serve.log"
+
+    def start(self) -> None:
+        env = dict(os.environ)
+        env.pop("RAY_ADDRESS", None)
+        self.proc = subprocess.Popen([sys.executable, "-m", "surveillance_ray.cli", "serve", "--config", str(self.config),
+                                      "--state-dir", str(self.state_dir)],
+                                     stdout=subprocess.DEVNULL, stderr=self.log.open("a"), env=env)
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            assert self.proc.poll() is None, self.log.read_text()[-3000:]
+            try:
+                if httpx.get(f"{self.url}/cameras", headers=auth("viewer"), timeout=5).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        raise AssertionError("the service did not answer in 240 s:\n" + self.log.read_text()[-3000:])
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=180)
+
+    def get(self, path: str, role: str = "viewer", **kw: Any) -> httpx.Response:
+        return httpx.get(f"{self.url}{path}", headers=auth(role), timeout=30, **kw)
+
+    def post(self, path: str, role: str = "admin", **kw: Any) -> httpx.Response:
+        return httpx.post(f"{self.url}{path}", headers=auth(role), timeout=60, **kw)
+
+    def camera(self, camera_id: str) -> dict[str, Any]:
+        response = self.get(f"/cameras/{camera_id}")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def wait_camera(self, camera_id: str, predicate: Any, timeout: float = 90) -> dict[str, Any]:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            cam = self.camera(camera_id)
+            if predicate(cam):
+                return cam
+            time.sleep(0.5)
+        raise AssertionError(f"camera {camera_id}: {cam}")
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory, pets_video: Path) -> Iterator[Service]:
+    root = tmp_path_factory.mktemp("service")
+    port = free_port()
+    config = {
+        "cameras": [{"id": "lobby", "source": str(pets_video), "loop": True,
+                     "zones": [{"name": "door", "kind": "intrusion", "polygon": [[0, 0], [0.6, 0], [0.6, 0.8], [0, 0.8]],
+                                "cooldown_s": 2}],
+                     "rules": {"object_classes": []}}],
+        "detector": {"imgsz": 320, "num_cpus": 1},
+        "api": {"port": port, "keys": [entry.model_dump() for _, entry in KEYS.values()]},
+        "run": {"live": False},
+    }
+    (root / "service.yaml").write_text(yaml.safe_dump(config))
+    svc = Service(root / "service.yaml", root / "state", port)
+    svc.start()
+    yield svc
+    if svc.proc is not None and svc.proc.poll() is None:
+        svc.stop()
+
+
+def test_every_endpoint_needs_its_role(service: Service) -> None:
+    routes = {(m.upper(), path) for path, ops in service.get("/openapi.json").json()["paths"].items() for m in ops}
+    assert routes == set(ENDPOINTS), f"endpoints without an expected role: {routes ^ set(ENDPOINTS)}"
+    for (method, template), least in ENDPOINTS.items():
+        path = template.format(alert_id="no-such-alert", camera_id="no-such-camera")
+        kw: dict[str, Any] = {"json": {}} if (method, template) == ("POST", "/cameras") else {}
+
+        def call(headers: dict[str, str]) -> int:
+            with httpx.stream(method, f"{service.url}{path}", headers=headers, timeout=30, **kw) as r:
+                return r.status_code  # streams: the status only, then closed
+
+        if least is None:
+            assert call({}) == 200
+            continue
+        assert call({}) == 401, (method, path)
+        assert call({"Authorization": "Bearer sr_forged"}) == 401, (method, path)
+        for role in ORDER:
+            status = call(auth(role))
+            if ORDER.index(role) < ORDER.index(least):
+                assert status == 403, (method, path, role, status)
+            else:  # allowed: the answer is about the (missing) thing, never about the key
+                assert status not in (401, 403, 500), (method, path, role, status)
+
+
+def test_live_view_snapshots_and_the_alert_stream(service: Service) -> None:
+    lobby = service.wait_camera("lobby", lambda c: c["state"] == "running" and c["frames_analysed"] > 20)
+    assert lobby["fps_analysed"] > 3 and lobby["origin"] == "config" and lobby["latency_ms"]["p50"] > 0
+
+    frame = service.get("/cameras/lobby/frame.jpg")
+    assert frame.status_code == 200 and frame.headers["content-type"] == "image/jpeg"
+    assert cv2.imdecode(np.frombuffer(frame.content, np.uint8), cv2.IMREAD_COLOR).shape == (360, 480, 3)
+
+    parts = 0
+    with httpx.stream("GET", f"{service.url}/cameras/lobby/mjpeg?fps=10", headers=auth("viewer"), timeout=30) as r:
+        assert r.headers["content-type"].startswith("multipart/x-mixed-replace")
+        buffer = b""
+        for chunk in r.iter_bytes():
+            buffer += chunk
+            parts = buffer.count(b"--frame\r\n")
+            if parts >= 3:
+                break
+    assert parts >= 3
+
+    events: list[tuple[str, dict]] = []
+
+    def listen() -> None:  # the SSE stream, as a browser's EventSource reads it
+        with httpx.stream("GET", f"{service.url}/alerts/stream", headers=auth("viewer"), timeout=90) as r:
+            event_id = None
+            for line in r.iter_lines():
+                if line.startswith("id: "):
+                    event_id = line[4:]
+                elif line.startswith("data: "):
+                    events.append((event_id, json.loads(line[6:])))
+                    return
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    listener.join(90)
+    assert events, "no alert came over the stream in 90 s"
+    row, alert = events[0]
+    assert row.isdigit() and alert["camera"] == "lobby" and alert["type"] == "intrusion"
+    assert "-s1-" in alert["id"]  # the service's session is in the id
+    # the alert's snapshot: the frame that raised it, drawn, written beside the store
+    deadline = time.time() + 30
+    while (snap := service.get(f"/alerts/{alert['id']}/snapshot.jpg")).status_code == 404 and time.time() < deadline:
+        time.sleep(0.5)
+    assert snap.status_code == 200 and snap.headers["content-type"] == "image/jpeg", snap.text
+    assert cv2.imdecode(np.frombuffer(snap.content, np.uint8), cv2.IMREAD_COLOR).shape == (360, 480, 3)
+    # resuming from the id it saw, a client gets the alerts stored after it
+    with httpx.stream("GET", f"{service.url}/alerts/stream", headers={**auth("viewer"), "Last-Event-ID": str(int(row) - 1)},
+                      timeout=30) as r:
+        again = next(json.loads(line[6:]) for line in r.iter_lines() if line.startswith("data: "))
+    assert again["id"] == alert["id"]
+
+
+def test_cameras_change_at_runtime_without_touching_the_others(service: Service, pets_video: Path) -> None:
+    before = service.wait_camera("lobby", lambda c: c["state"] == "running")
+    added = service.post("/cameras", json={"id": "yard", "source": str(pets_video), "loop": True})
+    assert added.status_code == 201, added.text
+    assert added.json()["origin"] == "api"
+    yard = service.wait_camera("yard", lambda c: c["state"] == "running" and c["frames_analysed"] > 10)
+    lobby = service.camera("lobby")
+    # the lobby went on: same ingest actor, its counters never restarted
+    assert lobby["ingest_actor"] == before["ingest_actor"] and lobby["frames_analysed"] > before["frames_analysed"]
+    assert yard["ingest_actor"] == lobby["ingest_actor"]  # room on the lobby's actor (16 cameras per actor)
+
+    assert service.post("/cameras", json={"id": "yard", "source": str(pets_video)}).status_code == 409
+    bad = service.post("/cameras", json={"id": "gate", "source": "/nowhere/gate.mp4"})
+    assert bad.status_code == 422 and "source file not found" in bad.text
+    typo = service.post("/cameras", json={"id": "gate", "source": str(pets_video),
+                                          "zones": [{"name": "z", "polygon": [[0, 0], [1, 0], [1, 1]], "classes": ["persn"]}]})
+    assert typo.status_code == 422 and "did you mean 'person'" in typo.text
+    assert service.get("/cameras/gate").status_code == 404
+
+    paused = service.post("/cameras/yard/pause")
+    assert paused.status_code == 200 and paused.json()["state"] == "paused"
+    assert service.get("/cameras/yard/frame.jpg").status_code == 409
+    running = service.camera("lobby")["frames_analysed"]
+    time.sleep(2)
+    assert service.camera("lobby")["frames_analysed"] > running  # pausing the yard left the lobby alone
+    assert service.post("/cameras/yard/resume").status_code == 200
+    service.wait_camera("yard", lambda c: c["state"] == "running" and c["frames_analysed"] > 5)
+    removed = httpx.delete(f"{service.url}/cameras/yard", headers=auth("admin"), timeout=60)
+    assert removed.status_code == 200 and removed.json()["final"]["frames_analysed"] > 5
+    assert service.get("/cameras/yard").status_code == 404
+    assert [c["id"] for c in service.get("/cameras").json()] == ["lobby"]
+
+
+def test_state_survives_a_restart(service: Service, pets_video: Path) -> None:
+    assert service.post("/cameras", json={"id": "garage", "source": str(pets_video), "loop": True}).status_code == 201
+    assert service.post("/cameras/lobby/pause").status_code == 200
+    alerts_before = service.get("/alerts", params={"limit": 1000}).json()
+    assert alerts_before
+    assert service.stop() == 0  # SIGTERM: a clean stop
+    state = json.loads((service.state_dir / "cameras.json").read_text())
+    assert state["session"] == 1 and state["cameras"]["lobby"]["paused"] and "yard" in state["removed"]
+
+    service.start()
+    cams = {c["id"]: c for c in service.get("/cameras").json()}
+    assert set(cams) == {"lobby", "garage"}  # the removed yard stays removed, the added garage is back
+    assert cams["lobby"]["state"] == "paused" and cams["garage"]["origin"] == "api"
+    service.wait_camera("garage", lambda c: c["state"] == "running" and c["frames_analysed"] > 5)
+    after = {a["id"] for a in service.get("/alerts", params={"limit": 1000}).json()}
+    assert {a["id"] for a in alerts_before} <= after  # the alerts of the first session are still there
+    assert service.post("/cameras/lobby/resume").status_code == 200
+    deadline = time.time() + 90
+    while time.time() < deadline and not any("-s2-" in a for a in after):
+        time.sleep(1)
+        after = {a["id"] for a in service.get("/alerts", params={"camera": "lobby", "limit": 1000}).json()}
+    assert any("-s2-" in a for a in after), "no alert of the second session"
+    assert service.stop() == 0
