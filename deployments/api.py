@@ -43,6 +43,14 @@ class Box(BaseModel):
     xyxy: tuple[float, float, float, float] = Field(description="pixels of the uploaded image")
 
 
+class Token(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int = Field(description="seconds")
+    role: str
+    name: str
+
+
 class CameraStatus(BaseModel):
     id: str
     state: str = Field(description="starting, running, reconnecting, finished, failed or paused")
@@ -68,11 +76,14 @@ class DetectResponse(BaseModel):
     inference_ms: float
 
 
+TOKEN_COOKIE = "sr_token"
+
+
 def _presented_key(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         return header[7:].strip()
-    return request.headers.get("x-api-key")
+    return request.headers.get("x-api-key") or request.cookies.get(TOKEN_COOKIE)
 
 
 def needs(role: Role):
@@ -106,14 +117,16 @@ async def read_limited(request: Request, limit: int) -> bytes:
 @serve.ingress(app)
 class Api:
     def __init__(self, config: dict[str, Any], detector_app: str = APP_NAME, run_dir: str | None = None,
-                 validator: tuple[str, str] | None = None, cameras: tuple[str, str] | None = None) -> None:
+                 validator: tuple[str, str] | None = None, cameras: tuple[str, str] | None = None,
+                 jwt_secret: str | None = None) -> None:
         """``run_dir``: where the alert store is; ``validator`` and ``cameras``: the validator's and the camera
-        service's actors (name, namespace; no camera service: the camera endpoints answer 503)."""
+        service's actors (name, namespace; no camera service: the camera endpoints answer 503);
+        ``jwt_secret``: signs the tokens of POST /token (None: no tokens)."""
         self.config = ApiConfig.model_validate(config)
         self.run_dir = Path(run_dir) if run_dir else None
         self.validator = validator
         self.cameras_actor = cameras
-        app.state.auth = Authenticator(self.config.keys)
+        app.state.auth = Authenticator(self.config.keys, jwt_secret, self.config.token_ttl_s)
         self.detector = serve.get_app_handle(detector_app)
         self._names: dict[int, str] | None = None
         requests = metrics.Counter("surveillance_api_requests", "API requests by route and status.", ("route", "status"))
@@ -134,6 +147,29 @@ class Api:
     @app.get("/health", summary="Liveness (no key needed)")
     async def health(self) -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.post("/token", summary="A JWT for an API key (also set as an HttpOnly cookie, for browsers)",
+              response_model=Token)
+    async def token(self, request: Request, response: Response) -> Token:
+        auth: Authenticator = request.app.state.auth
+        key = _presented_key(request)
+        if not key:
+            raise HTTPException(401, "send an API key ('Authorization: Bearer KEY' or 'X-API-Key: KEY')",
+                                headers={"WWW-Authenticate": "Bearer"})
+        try:
+            name, role = auth.identify_key(key)  # a token never buys a longer-lived token
+            token = auth.issue(name, role)
+        except Unauthorized as exc:
+            raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
+        ttl = int(auth.token_ttl_s)
+        response.set_cookie(TOKEN_COOKIE, token, max_age=ttl, httponly=True, samesite="strict",
+                            secure=self.config.tls_certfile is not None)
+        return Token(access_token=token, expires_in=ttl, role=role.name.lower(), name=name)
+
+    @app.post("/logout", summary="Forget the token cookie")
+    async def logout(self, response: Response) -> dict[str, bool]:
+        response.delete_cookie(TOKEN_COOKIE)
+        return {"logged_out": True}
 
     @app.get("/ready", summary="Readiness: the detector answers")
     async def ready(self, caller: str = Depends(needs(Role.VIEWER))) -> dict[str, Any]:
@@ -345,5 +381,6 @@ class Api:
 
 
 def api_app(config: ApiConfig, detector_app: str = APP_NAME, run_dir: str | None = None,
-            validator: tuple[str, str] | None = None, cameras: tuple[str, str] | None = None) -> serve.Application:
-    return Api.bind(config.model_dump(mode="json"), detector_app, run_dir, validator, cameras)
+            validator: tuple[str, str] | None = None, cameras: tuple[str, str] | None = None,
+            jwt_secret: str | None = None) -> serve.Application:
+    return Api.bind(config.model_dump(mode="json"), detector_app, run_dir, validator, cameras, jwt_secret)

@@ -656,13 +656,31 @@ class ApiConfig(_Strict):
         "Serve's HTTP proxy port (one per cluster: the same as vlm.serve.http_port when both are on)."))
     keys: list[ApiKey] = Field(default_factory=list, description="Who may call it; every endpoint but /health needs a key.")
     max_upload_mb: float = Field(10.0, gt=0, le=1024, description="Largest image /detect accepts.")
+    token_ttl_s: float = Field(3600.0, gt=0, le=30 * 86_400, description="Lifetime of the JWTs POST /token issues.")
+    jwt_secret_file: Path | None = Field(None, description=(
+        "File holding the HS256 secret that signs tokens (at least 32 bytes; keep it out of the config). None: "
+        "a random secret per start (tokens end with the process)."))
+    tls_certfile: Path | None = Field(None, description="PEM certificate: the proxy serves HTTPS (with tls_keyfile).")
+    tls_keyfile: Path | None = Field(None, description="PEM private key of tls_certfile.")
 
     @model_validator(mode="after")
     def _unique_names(self) -> "ApiConfig":
         names = [k.name for k in self.keys]
         if len(names) != len(set(names)):
             raise ValueError(f"keys: duplicate key names {sorted({n for n in names if names.count(n) > 1})}")
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise ValueError("tls_certfile and tls_keyfile go together (HTTPS needs both)")
+        for name in ("tls_certfile", "tls_keyfile", "jwt_secret_file"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"{name}: file not found: {path}")
+        if self.jwt_secret_file is not None and len(self.jwt_secret_file.read_bytes().strip()) < 32:
+            raise ValueError(f"jwt_secret_file: {self.jwt_secret_file} holds under 32 bytes (e.g. `openssl rand -hex 32`)")
         return self
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_certfile else "http"
 
 
 class _Sink(_Strict):
@@ -753,6 +771,10 @@ class Settings(BaseSettings):
         if self.api.enabled and self.vlm.serve.enabled and self.api.port != self.vlm.serve.http_port:
             raise ValueError(f"api.port {self.api.port} and vlm.serve.http_port {self.vlm.serve.http_port} must be "
                              "equal: both are served by Serve's one HTTP proxy")
+        if self.api.enabled and self.api.tls_certfile and self.vlm.serve.enabled:
+            raise ValueError("api.tls_certfile with vlm.serve.enabled: the escalator reaches this cluster's VLM through "
+                             "the same proxy in plain HTTP; serve the VLM elsewhere (vlm.endpoints) or terminate TLS "
+                             "in front of the proxy")
         return self
 
     @model_validator(mode="after")

@@ -65,7 +65,10 @@ def deploy_detector(settings: Settings) -> Any:
     quiet = {"enable_access_log": False, "log_level": "WARNING"}
     # the API and the VLM, when served here, are reached over HTTP (the same proxy); cameras use handles
     api, vlm_serve = settings.api, settings.vlm.serve
-    http = ({"host": api.host, "port": api.port} if api.enabled else {"host": "127.0.0.1", "port": vlm_serve.http_port})
+    http: dict[str, Any] = ({"host": api.host, "port": api.port} if api.enabled
+                            else {"host": "127.0.0.1", "port": vlm_serve.http_port})
+    if api.enabled and api.tls_certfile:
+        http |= {"ssl_certfile": str(api.tls_certfile.resolve()), "ssl_keyfile": str(api.tls_keyfile.resolve())}
     proxy = ({"proxy_location": "HeadOnly", "http_options": http} if api.enabled or vlm_serve.enabled
              else {"proxy_location": "Disabled"})
     serve.start(logging_config=quiet, **proxy)
@@ -80,12 +83,16 @@ def deploy_api(settings: Settings, console: Console, run_dir: str | None = None,
     """The HTTP API (FastAPI ingress) at / of Serve's proxy; the run's alerts from ``run_dir``'s store,
     acknowledgments through the ``validator`` actor, cameras through the ``cameras`` actor (each
     (name, namespace); service.CameraService)."""
+    import secrets
+
     from deployments.api import api_app
 
     api = settings.api
-    serve.run(api_app(api, APP_NAME, run_dir, validator, cameras), name=API_APP, route_prefix="/",
+    # one secret for every API replica (a token issued by one is accepted by the others)
+    secret = api.jwt_secret_file.read_text().strip() if api.jwt_secret_file else secrets.token_urlsafe(32)
+    serve.run(api_app(api, APP_NAME, run_dir, validator, cameras, secret), name=API_APP, route_prefix="/",
               logging_config={"enable_access_log": False})
-    console.print(f"api: http://{api.host}:{api.port} (OpenAPI at /docs; {len(api.keys)} key(s))")
+    console.print(f"api: {api.scheme}://{api.host}:{api.port} (OpenAPI at /docs; {len(api.keys)} key(s))")
     if not api.keys:
         console.print("[yellow]api: api.keys is empty: every endpoint but /health answers 401 "
                       "(make one with `surveillance-ray api-key --name NAME --role viewer`)[/]")

@@ -1,12 +1,14 @@
-"""`surveillance-ray serve` as an operator runs it: its own local Ray, the HTTP API, cameras added, paused and
-removed at runtime without touching the others, pictures and the alert stream, every endpoint's roles, and the
-state across a restart (SIGTERM, then the same command again)."""
+"""`surveillance-ray serve` as an operator runs it: its own local Ray, the HTTP API over TLS (a self-signed
+certificate made here), cameras added, paused and removed at runtime without touching the others, pictures and
+the alert stream, every endpoint's roles with keys and tokens, and the state across a restart (SIGTERM, then
+the same command again)."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -28,6 +30,8 @@ ORDER = ["viewer", "operator", "admin"]
 #: Every endpoint and the least role it needs (None: open). The test fails when the API has a route not here.
 ENDPOINTS: dict[tuple[str, str], str | None] = {
     ("GET", "/health"): None,
+    ("POST", "/token"): "viewer",  # any API key
+    ("POST", "/logout"): None,
     ("GET", "/ready"): "viewer",
     ("GET", "/metrics"): "viewer",
     ("GET", "/alerts"): "viewer",
@@ -51,11 +55,37 @@ def auth(role: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {KEYS[role][0]}"}
 
 
-class Service:
-    """``surveillance-ray serve`` in a subprocess (its own Ray), stopped with SIGTERM."""
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key (PEM), valid for a day."""
+    import datetime
+    import ipaddress
 
-    def __init__(self, config: Path, state_dir: Path, port: int) -> None:
-        self.config, self.state_dir, self.url = config, state_dir, f"http://127.0.0.1:{port}"
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                       serialization.NoEncryption()))
+    return folder / "cert.pem", folder / "key.pem"
+
+
+class Service:
+    """``surveillance-ray serve`` in a subprocess (its own Ray), stopped with SIGTERM; HTTPS."""
+
+    def __init__(self, config: Path, state_dir: Path, port: int, cert: Path) -> None:
+        self.config, self.state_dir, self.url = config, state_dir, f"https://127.0.0.1:{port}"
+        self.verify = ssl.create_default_context(cafile=str(cert))
         self.proc: subprocess.Popen | None = None
         self.log = state_dir.parent / "serve.log"
 
@@ -69,7 +99,7 @@ class Service:
         while time.time() < deadline:
             assert self.proc.poll() is None, self.log.read_text()[-3000:]
             try:
-                if httpx.get(f"{self.url}/cameras", headers=auth("viewer"), timeout=5).status_code == 200:
+                if self.get("/cameras").status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
@@ -81,11 +111,17 @@ class Service:
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(timeout=180)
 
+    def request(self, method: str, path: str, headers: dict[str, str] | None = None, **kw: Any) -> httpx.Response:
+        return httpx.request(method, f"{self.url}{path}", headers=headers, timeout=60, verify=self.verify, **kw)
+
+    def stream(self, method: str, path: str, headers: dict[str, str] | None = None, **kw: Any) -> Any:
+        return httpx.stream(method, f"{self.url}{path}", headers=headers, timeout=90, verify=self.verify, **kw)
+
     def get(self, path: str, role: str = "viewer", **kw: Any) -> httpx.Response:
-        return httpx.get(f"{self.url}{path}", headers=auth(role), timeout=30, **kw)
+        return self.request("GET", path, auth(role), **kw)
 
     def post(self, path: str, role: str = "admin", **kw: Any) -> httpx.Response:
-        return httpx.post(f"{self.url}{path}", headers=auth(role), timeout=60, **kw)
+        return self.request("POST", path, auth(role), **kw)
 
     def camera(self, camera_id: str) -> dict[str, Any]:
         response = self.get(f"/cameras/{camera_id}")
@@ -106,17 +142,19 @@ class Service:
 def service(tmp_path_factory: pytest.TempPathFactory, pets_video: Path) -> Iterator[Service]:
     root = tmp_path_factory.mktemp("service")
     port = free_port()
+    cert, key = self_signed(root)
     config = {
         "cameras": [{"id": "lobby", "source": str(pets_video), "loop": True,
                      "zones": [{"name": "door", "kind": "intrusion", "polygon": [[0, 0], [0.6, 0], [0.6, 0.8], [0, 0.8]],
                                 "cooldown_s": 2}],
                      "rules": {"object_classes": []}}],
         "detector": {"imgsz": 320, "num_cpus": 1},
-        "api": {"port": port, "keys": [entry.model_dump() for _, entry in KEYS.values()]},
+        "api": {"port": port, "keys": [entry.model_dump() for _, entry in KEYS.values()], "tls_certfile": str(cert),
+                "tls_keyfile": str(key)},
         "run": {"live": False},
     }
     (root / "service.yaml").write_text(yaml.safe_dump(config))
-    svc = Service(root / "service.yaml", root / "state", port)
+    svc = Service(root / "service.yaml", root / "state", port, cert)
     svc.start()
     yield svc
     if svc.proc is not None and svc.proc.poll() is None:
@@ -131,7 +169,7 @@ def test_every_endpoint_needs_its_role(service: Service) -> None:
         kw: dict[str, Any] = {"json": {}} if (method, template) == ("POST", "/cameras") else {}
 
         def call(headers: dict[str, str]) -> int:
-            with httpx.stream(method, f"{service.url}{path}", headers=headers, timeout=30, **kw) as r:
+            with service.stream(method, path, headers, **kw) as r:
                 return r.status_code  # streams: the status only, then closed
 
         if least is None:
@@ -147,6 +185,29 @@ def test_every_endpoint_needs_its_role(service: Service) -> None:
                 assert status not in (401, 403, 500), (method, path, role, status)
 
 
+def test_tls_and_tokens_for_browsers(service: Service) -> None:
+    with pytest.raises(httpx.HTTPError):  # only HTTPS is served
+        httpx.get(service.url.replace("https", "http") + "/health", timeout=5)
+    with pytest.raises(httpx.ConnectError):  # and the certificate is checked
+        httpx.get(f"{service.url}/health", timeout=5)
+    issued = service.post("/token", role="operator")
+    assert issued.status_code == 200, issued.text
+    body = issued.json()
+    assert body["role"] == "operator" and body["name"] == "operator-key" and body["expires_in"] == 3600
+    cookie = issued.cookies["sr_token"]
+    assert cookie == body["access_token"]
+    set_cookie = issued.headers["set-cookie"].lower()
+    assert "httponly" in set_cookie and "samesite=strict" in set_cookie and "secure" in set_cookie
+    bearer = {"Authorization": f"Bearer {body['access_token']}"}
+    assert service.request("GET", "/cameras", bearer).status_code == 200
+    # what a browser sends from an <img> or an EventSource: the cookie alone
+    assert service.request("GET", "/cameras", {"Cookie": f"sr_token={cookie}"}).status_code == 200
+    assert service.request("POST", "/cameras/no-such-camera/pause", bearer).status_code == 403  # operator < admin
+    assert service.request("POST", "/token", bearer).status_code == 401  # a token buys no new token
+    tampered = body["access_token"][:-2] + ("A" if body["access_token"][-2] != "A" else "B") + body["access_token"][-1]
+    assert service.request("GET", "/cameras", {"Authorization": f"Bearer {tampered}"}).status_code == 401
+
+
 def test_live_view_snapshots_and_the_alert_stream(service: Service) -> None:
     lobby = service.wait_camera("lobby", lambda c: c["state"] == "running" and c["frames_analysed"] > 20)
     assert lobby["fps_analysed"] > 3 and lobby["origin"] == "config" and lobby["latency_ms"]["p50"] > 0
@@ -156,7 +217,7 @@ def test_live_view_snapshots_and_the_alert_stream(service: Service) -> None:
     assert cv2.imdecode(np.frombuffer(frame.content, np.uint8), cv2.IMREAD_COLOR).shape == (360, 480, 3)
 
     parts = 0
-    with httpx.stream("GET", f"{service.url}/cameras/lobby/mjpeg?fps=10", headers=auth("viewer"), timeout=30) as r:
+    with service.stream("GET", "/cameras/lobby/mjpeg?fps=10", auth("viewer")) as r:
         assert r.headers["content-type"].startswith("multipart/x-mixed-replace")
         buffer = b""
         for chunk in r.iter_bytes():
@@ -169,7 +230,7 @@ def test_live_view_snapshots_and_the_alert_stream(service: Service) -> None:
     events: list[tuple[str, dict]] = []
 
     def listen() -> None:  # the SSE stream, as a browser's EventSource reads it
-        with httpx.stream("GET", f"{service.url}/alerts/stream", headers=auth("viewer"), timeout=90) as r:
+        with service.stream("GET", "/alerts/stream", auth("viewer")) as r:
             event_id = None
             for line in r.iter_lines():
                 if line.startswith("id: "):
@@ -192,8 +253,7 @@ def test_live_view_snapshots_and_the_alert_stream(service: Service) -> None:
     assert snap.status_code == 200 and snap.headers["content-type"] == "image/jpeg", snap.text
     assert cv2.imdecode(np.frombuffer(snap.content, np.uint8), cv2.IMREAD_COLOR).shape == (360, 480, 3)
     # resuming from the id it saw, a client gets the alerts stored after it
-    with httpx.stream("GET", f"{service.url}/alerts/stream", headers={**auth("viewer"), "Last-Event-ID": str(int(row) - 1)},
-                      timeout=30) as r:
+    with service.stream("GET", "/alerts/stream", {**auth("viewer"), "Last-Event-ID": str(int(row) - 1)}) as r:
         again = next(json.loads(line[6:]) for line in r.iter_lines() if line.startswith("data: "))
     assert again["id"] == alert["id"]
 
@@ -225,7 +285,7 @@ def test_cameras_change_at_runtime_without_touching_the_others(service: Service,
     assert service.camera("lobby")["frames_analysed"] > running  # pausing the yard left the lobby alone
     assert service.post("/cameras/yard/resume").status_code == 200
     service.wait_camera("yard", lambda c: c["state"] == "running" and c["frames_analysed"] > 5)
-    removed = httpx.delete(f"{service.url}/cameras/yard", headers=auth("admin"), timeout=60)
+    removed = service.request("DELETE", "/cameras/yard", auth("admin"))
     assert removed.status_code == 200 and removed.json()["final"]["frames_analysed"] > 5
     assert service.get("/cameras/yard").status_code == 404
     assert [c["id"] for c in service.get("/cameras").json()] == ["lobby"]

@@ -48,3 +48,40 @@ def test_the_cli_prints_a_key_once_and_an_entry_that_accepts_it(capsys: pytest.C
     [entry] = [ApiKey(**e) for e in yaml.safe_load(out)]
     key = err.split("shown only now: ")[1].split()[0]
     assert key not in out and Authenticator([entry]).require(key, Role.OPERATOR) == ("ops", Role.OPERATOR)
+
+
+def test_tokens_carry_the_keys_role_and_expire() -> None:
+    import jwt
+
+    key, entry = new_key("wall", "operator")
+    auth = Authenticator([entry], jwt_secret="s" * 32, token_ttl_s=60)
+    token = auth.issue(*auth.identify_key(key))
+    assert token.count(".") == 2 and auth.require(token, Role.OPERATOR) == ("wall", Role.OPERATOR)
+    with pytest.raises(Forbidden, match="needs admin"):
+        auth.require(token, Role.ADMIN)
+    with pytest.raises(Unauthorized, match="invalid API key"):  # a token is not a key: it buys no new token
+        auth.identify_key(token)
+    forged = jwt.encode({"sub": "wall", "role": "admin", "iss": "surveillance-ray", "iat": 0, "exp": 2**40},
+                        "another secret of at least thirty-two bytes", algorithm="HS256")
+    with pytest.raises(Unauthorized, match="invalid token"):
+        auth.require(forged, Role.VIEWER)
+    unknown_role = jwt.encode({"sub": "x", "role": "root", "iss": "surveillance-ray", "iat": 0, "exp": 2**40},
+                              "s" * 32, algorithm="HS256")
+    with pytest.raises(Unauthorized, match="invalid token"):
+        auth.require(unknown_role, Role.VIEWER)
+    expired = Authenticator([entry], jwt_secret="s" * 32, token_ttl_s=-1).issue("wall", Role.OPERATOR)
+    with pytest.raises(Unauthorized, match="token expired"):
+        auth.require(expired, Role.VIEWER)
+    with pytest.raises(Unauthorized, match="tokens are off"):
+        Authenticator([entry]).issue("wall", Role.VIEWER)
+
+
+def test_tls_and_token_settings_are_checked(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="go together"):
+        load_settings(api={"tls_certfile": __file__})
+    with pytest.raises(ConfigError, match="file not found"):
+        load_settings(api={"tls_certfile": str(tmp_path / "no.pem"), "tls_keyfile": __file__})
+    short = tmp_path / "secret"
+    short.write_text("too short")
+    with pytest.raises(ConfigError, match="under 32 bytes"):
+        load_settings(api={"jwt_secret_file": str(short)})
