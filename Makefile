@@ -47,15 +47,17 @@ vlm-env: setup $(VLM_VENV)/.installed
 run: setup
 	$(BIN)/surveillance-ray run $(ARGS)
 
-# Debian packages for the tests: a real RTSP camera (GStreamer RTSP server + PyGObject), a real MQTT broker.
+# Debian packages for the tests: a real RTSP camera (GStreamer RTSP server + PyGObject), a real MQTT broker,
+# a real browser for the dashboard (Chromium and its driver).
 system-deps:
 	@if /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')" 2>/dev/null \
 	   && gst-inspect-1.0 x264enc >/dev/null 2>&1 && gst-inspect-1.0 avdec_h264 >/dev/null 2>&1 \
-	   && [ -x /usr/sbin/mosquitto ]; then \
-	  echo "system-deps: GStreamer RTSP server and Mosquitto present"; \
+	   && [ -x /usr/sbin/mosquitto ] && [ -x /usr/bin/chromedriver ]; then \
+	  echo "system-deps: GStreamer RTSP server, Mosquitto, Chromium present"; \
 	else \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
-	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $(GST_PKGS) mosquitto; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $(GST_PKGS) \
+	    mosquitto chromium chromium-driver; \
 	fi
 
 test: setup system-deps vlm-env

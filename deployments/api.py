@@ -7,7 +7,10 @@ the real ``Request`` type of each dependency, not a name it cannot resolve in th
 """
 
 import asyncio
+import base64
+import hashlib
 import time
+from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
@@ -16,7 +19,7 @@ import httpx
 import numpy as np
 import ray
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import PlainTextResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from ray import serve
 from ray.util import metrics
@@ -28,6 +31,11 @@ from surveillance_ray.config import APP_NAME, ApiConfig, CameraConfig, ConfigErr
 from surveillance_ray.service import CameraExists, UnknownCamera
 from surveillance_ray.metrics import merge_expositions
 
+DASHBOARD = resources.files("surveillance_ray.web").joinpath("dashboard.html").read_text()
+_SCRIPT = DASHBOARD.split("<script>", 1)[1].split("</script>", 1)[0]
+#: The page runs only its own script (by hash) and talks only to this origin: injected markup could run nothing.
+CSP = (f"default-src 'self'; script-src 'sha256-{base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode()}'; "
+       "style-src 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'")
 DETECTOR_TIMEOUT_S = 30.0
 STREAM_POLL_S = 0.5  # how often the alert stream looks for new alerts in the store
 
@@ -165,6 +173,16 @@ class Api:
         response.set_cookie(TOKEN_COOKIE, token, max_age=ttl, httponly=True, samesite="strict",
                             secure=self.config.tls_certfile is not None)
         return Token(access_token=token, expires_in=ttl, role=role.name.lower(), name=name)
+
+    @app.get("/", summary="The live dashboard (a page; it signs in with a key and uses the token cookie)",
+             response_class=HTMLResponse, include_in_schema=False)
+    async def dashboard(self) -> HTMLResponse:
+        return HTMLResponse(DASHBOARD, headers={"Content-Security-Policy": CSP, "X-Frame-Options": "DENY"})
+
+    @app.get("/me", summary="Who the key or token is")
+    async def me(self, request: Request, caller: str = Depends(needs(Role.VIEWER))) -> dict[str, str]:
+        name, role = request.app.state.auth.identify(_presented_key(request))
+        return {"name": name, "role": role.name.lower()}
 
     @app.post("/logout", summary="Forget the token cookie")
     async def logout(self, response: Response) -> dict[str, bool]:

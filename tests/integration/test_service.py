@@ -25,6 +25,7 @@ import yaml
 from surveillance_ray.auth import new_key
 from surveillance_ray.testing.rtsp import free_port
 
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 KEYS = {role: new_key(f"{role}-key", role) for role in ("viewer", "operator", "admin")}
 ORDER = ["viewer", "operator", "admin"]
 #: Every endpoint and the least role it needs (None: open). The test fails when the API has a route not here.
@@ -32,6 +33,7 @@ ENDPOINTS: dict[tuple[str, str], str | None] = {
     ("GET", "/health"): None,
     ("POST", "/token"): "viewer",  # any API key
     ("POST", "/logout"): None,
+    ("GET", "/me"): "viewer",
     ("GET", "/ready"): "viewer",
     ("GET", "/metrics"): "viewer",
     ("GET", "/alerts"): "viewer",
@@ -256,6 +258,74 @@ def test_live_view_snapshots_and_the_alert_stream(service: Service) -> None:
     with service.stream("GET", "/alerts/stream", {**auth("viewer"), "Last-Event-ID": str(int(row) - 1)}) as r:
         again = next(json.loads(line[6:]) for line in r.iter_lines() if line.startswith("data: "))
     assert again["id"] == alert["id"]
+
+
+def chromium(tmp: Path) -> Any:
+    """Debian's Chromium, headless, through its chromedriver (no browser download)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service as DriverService
+
+    if not Path(CHROMEDRIVER).is_file():
+        pytest.fail("chromium-driver is not installed: run `make system-deps` (make test does)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,900",
+                f"--user-data-dir={tmp / 'chromium-profile'}"):
+        options.add_argument(arg)
+    options.accept_insecure_certs = True  # the test's self-signed certificate (httpx checks it elsewhere)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(options=options, service=DriverService(CHROMEDRIVER))
+
+
+def test_the_dashboard_in_a_real_browser(service: Service, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    page = service.request("GET", "/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "script-src 'sha256-" in page.headers["content-security-policy"]
+    driver = chromium(tmp_path)
+    wait = WebDriverWait(driver, 60, poll_frequency=0.2)
+    try:
+        driver.get(service.url + "/")
+        wait.until(lambda d: d.find_element(By.ID, "login").is_displayed())  # no cookie yet: the sign-in form
+
+        def sign_in(role: str) -> None:
+            driver.find_element(By.ID, "key").send_keys(KEYS[role][0])
+            driver.find_element(By.CSS_SELECTOR, "#login-form button").click()
+            wait.until(lambda d: d.find_element(By.ID, "who").text == f"{role}-key ({role})")
+
+        sign_in("viewer")
+        # a tile per camera whose picture keeps refreshing, with its fps and latency
+        tile = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, '.tile[data-camera="lobby"]'))
+        wait.until(lambda d: int(tile.get_attribute("data-frames") or 0) >= 3)
+        assert driver.execute_script("return arguments[0].querySelector('img').naturalWidth", tile) == 480
+        assert " fps · p50 " in tile.find_element(By.CLASS_NAME, "stats").text
+        # the alert feed with snapshots; a viewer gets no acknowledge button
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#feed .alert")) >= 1)
+        first = driver.find_element(By.CSS_SELECTOR, "#feed .alert")
+        wait.until(lambda d: d.execute_script("return arguments[0].querySelector('img').naturalWidth", first) == 480)
+        assert not driver.find_elements(By.CSS_SELECTOR, "#feed .ack")
+        # new alerts arrive over the server-sent events
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#feed .alert.new"))
+
+        driver.find_element(By.ID, "logout").click()
+        wait.until(lambda d: d.find_element(By.ID, "login").is_displayed())
+        sign_in("operator")
+        button = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#feed .alert .ack"))
+        item = button.find_element(By.XPATH, "./ancestor::li")
+        alert_id = item.get_attribute("data-alert")
+        button.click()
+        wait.until(lambda d: "acknowledged by operator-key" in item.text)
+        assert service.get(f"/alerts/{alert_id}").json()["acknowledged_by"] == "operator-key"
+        time.sleep(1.5)  # a few more frames and alerts for the picture
+        shot = os.environ.get("SURVEILLANCE_DASHBOARD_SHOT") or str(tmp_path / "dashboard.png")
+        assert driver.save_screenshot(shot)
+        errors = [e["message"] for e in driver.get_log("browser")
+                  if e["level"] == "SEVERE" and "401" not in e["message"]]  # the first /me, before signing in
+        assert not errors, errors
+    finally:
+        driver.quit()
 
 
 def test_cameras_change_at_runtime_without_touching_the_others(service: Service, pets_video: Path) -> None:
