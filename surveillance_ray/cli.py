@@ -26,6 +26,8 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--loop", action="store_true", help="loop file sources")
     p.add_argument("--no-live", action="store_true", help="no live table")
     p.add_argument("--api", action="store_true", help="serve the HTTP API while running (api: in the config)")
+    p.add_argument("--save-video", action="store_true", help="write each camera's annotated frames as videos/<id>.mp4")
+    p.add_argument("--report", action="store_true", help="write report.html (fps/latency plots, alert gallery)")
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -40,6 +42,10 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
                              ("run_dir", args.run_dir)) if v is not None}
     if args.no_live:
         run["live"] = False
+    if getattr(args, "save_video", False):
+        run["save_video"] = True
+    if getattr(args, "report", False):
+        run["report"] = True
     if run:
         o["run"] = run
     if getattr(args, "api", False) or getattr(args, "command", None) == "serve":

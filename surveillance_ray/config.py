@@ -516,6 +516,11 @@ class RunConfig(_Strict):
     track_log: bool = Field(True, description="Write the per-frame track log tracks.jsonl (replayable).")
     live: bool | None = Field(None, description="Live terminal table (None: only on a terminal).")
     refresh_s: float = Field(1.0, gt=0, le=60, description="Live table / stats refresh period.")
+    save_video: bool = Field(False, description=(
+        "Write each camera's analysed frames, annotated (tracks, zones, lines, alert marks), as videos/<camera>.mp4 "
+        "(H.264) into the run directory."))
+    report: bool = Field(False, description=(
+        "Write report.html: per-camera fps and latency over time, the summary, the alert gallery (and the videos)."))
 
 
 class VLMEndpoint(_Strict):

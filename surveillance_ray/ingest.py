@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import sys
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -61,8 +63,9 @@ class IngestActor:
     def __init__(self, cameras: list[CameraConfig], detector: Any, validator: Any, tracking: TrackingConfig,
                  ingest: IngestConfig, imgsz: int, max_frames: int | None = None,
                  second_opinions: bool = False, escalator: Any = None, vlm: VLMConfig | None = None,
-                 class_names: dict[int, str] | None = None, persistent: bool = False) -> None:
-        """``persistent``: run until ``stop`` even with no camera left (service mode: cameras come and go)."""
+                 class_names: dict[int, str] | None = None, persistent: bool = False, save_video: bool = False) -> None:
+        """``persistent``: run until ``stop`` even with no camera left (service mode: cameras come and go);
+        ``save_video``: each camera's annotated frames as an MP4 on this node (``video_part`` reads it)."""
         self._detector = detector
         self._validator = validator
         self._escalator = escalator
@@ -71,7 +74,15 @@ class IngestActor:
         self._ingest = ingest
         self._imgsz = imgsz
         self._max_frames = max_frames
-        self._keep_original = second_opinions or escalator is not None
+        self._keep_original = second_opinions or escalator is not None or save_video
+        self._recorder: Any = None
+        self.videos: dict[str, dict[str, Any]] = {}
+        if save_video:
+            import tempfile
+
+            from surveillance_ray.recording import Recorder
+
+            self._recorder = Recorder(Path(tempfile.mkdtemp(prefix="surveillance-video-")), self._draw_image)
         self._class_names = {int(k): v for k, v in (class_names or {}).items()}
         self._persistent = persistent
         self._stopping = False
@@ -123,6 +134,8 @@ class IngestActor:
             await asyncio.wait(list(self._validations))
         await asyncio.gather(*(self._validator.finish_stream.remote(cid) for cid in self._cams),
                              return_exceptions=True)
+        if self._recorder is not None:
+            self.videos = await asyncio.to_thread(self._recorder.close)
         return self.stats(final=True)["cameras"]
 
     async def _process(self) -> None:
@@ -248,6 +261,9 @@ class IngestActor:
             if cam is None:  # removed meanwhile (its report was final)
                 continue
             cam.latest = (frame, t.tracks)
+            if self._recorder is not None:
+                self._recorder.offer(t.stream_id, (frame, t.tracks, [(r.track_id, r.label) for r in verdict.snapshots],
+                                                   t.media_time if t.media_time >= 0 else t.captured_at))
             for request in verdict.snapshots:
                 task = asyncio.ensure_future(self._snapshot(cam, frame, t.tracks, request))
                 self._validations.add(task)
@@ -278,14 +294,18 @@ class IngestActor:
     # -- pictures -------------------------------------------------------------------------
     def _draw(self, cam: _Camera, frame: Frame, tracks: Any, alerts: list = ()) -> bytes:
         """The frame (full resolution when kept) with its tracks, zones, lines and ``alerts``, as JPEG."""
+        from surveillance_ray.annotate import jpeg
+
+        return jpeg(self._draw_image(cam.config.id, frame, tracks, alerts, cam))
+
+    def _draw_image(self, camera_id: str, frame: Frame, tracks: Any, alerts: list = (), cam: _Camera | None = None) -> Any:
+        cam = cam or self._cams.get(camera_id)
         if cam.annotator is None:
             from surveillance_ray.annotate import Annotator  # supervision: not in the driver (see _track)
 
             cam.annotator = Annotator(cam.config, self._class_names)
-        from surveillance_ray.annotate import jpeg
-
         image, scale = (frame.original, 1.0) if frame.original is not None else (frame.image, frame.scale)
-        return jpeg(cam.annotator.draw(image, tracks, scale, alerts))
+        return cam.annotator.draw(image, tracks, scale, alerts)
 
     async def _snapshot(self, cam: _Camera, frame: Frame, tracks: Any, request: SnapshotRequest) -> None:
         """An alert's picture, drawn off the event loop and kept by the validator beside the alert store."""
@@ -348,6 +368,24 @@ class IngestActor:
             cam.capture.stop()
         if self._loop is not None and self._wake is not None:
             self._wake.set()
+
+    def video_info(self) -> dict[str, dict[str, Any]]:
+        """Per camera: its MP4 on this node, frames written and left out, error (``save_video``)."""
+        return self.videos
+
+    def video_part(self, camera_id: str, offset: int, size: int = 8 << 20) -> bytes:
+        """A piece of the camera's MP4 (after ``run`` returned; b"" past its end), for the driver to copy."""
+        info = self.videos.get(camera_id)
+        if info is None or info["frames"] == 0:
+            return b""
+        with open(info["path"], "rb") as f:
+            f.seek(offset)
+            return f.read(size)
+
+    def drop_videos(self) -> None:
+        """Delete this node's copies (the driver has them)."""
+        for info in self.videos.values():
+            shutil.rmtree(Path(info["path"]).parent, ignore_errors=True)
 
     def add_camera(self, camera: CameraConfig) -> None:
         """Start one more camera (service mode); the others go on undisturbed."""

@@ -187,6 +187,7 @@ class SnapshotRequest:
 
     alert_id: str
     stream_id: str
+    track_id: int
     xyxy: tuple[float, float, float, float]
     label: str
 

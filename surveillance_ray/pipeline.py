@@ -29,7 +29,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from surveillance_ray.config import API_APP, APP_NAME, VLM_APP, CameraConfig, ConfigError, Settings, unknown_classes
 from surveillance_ray.ingest import IngestActorRemote
 from surveillance_ray.messages import StreamState
-from surveillance_ray.stats import merge_latency
+from surveillance_ray.stats import LatencyHistogram, merge_latency
 from surveillance_ray.escalate import EscalatorActor
 from surveillance_ray.sinks import finish_sinks, start_sinks
 from surveillance_ray.validate import ValidatorActor
@@ -150,6 +150,7 @@ def run_pipeline(settings: Settings, console: Console | None = None) -> RunResul
         actors = start_ingest(settings, handle, validator, escalator, names)
         monitor = _Monitor(settings, actors, validator, run_dir, console, escalator, sinks)
         reports = monitor.loop()
+        videos = collect_videos(actors, run_dir) if settings.run.save_video else None
         sink_report = finish_sinks(sinks, settings.sinks.drain_s) if sinks is not None else None
         counts = monitor.validator_call("counts") or {}
         monitor.validator_call("close")
@@ -163,10 +164,16 @@ def run_pipeline(settings: Settings, console: Console | None = None) -> RunResul
             "validator_failures": monitor.validator_failures,
             "vlm": {**vlm_info, **monitor.escalation} if vlm.enabled else None,
             "sinks": sink_report,
+            "videos": videos,
+            "timeline": monitor.timeline,
             "uss_mb_total": round(process_tree_uss() / 2**20, 1) if started_ray else None,
             "uss_scope": "driver + the local Ray it started" if started_ray else "not measured (joined a cluster)",
         }
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        if settings.run.report:
+            from surveillance_ray.report import write_report
+
+            write_report(run_dir, summary)
         console.print(summary_table(summary))
         for note in run_notes(summary):
             console.print(note)
@@ -181,6 +188,26 @@ def run_pipeline(settings: Settings, console: Console | None = None) -> RunResul
                 logger.debug("serve.delete %s failed", app, exc_info=True)
         if started_ray:
             ray.shutdown()
+
+
+def collect_videos(actors: dict[str, Any], run_dir: Path) -> dict[str, dict[str, Any]]:
+    """Copy each camera's MP4 from its ingest actor's node into ``run_dir/videos``; per camera what it holds."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, actor in actors.items():
+        try:
+            videos = ray.get(actor.video_info.remote(), timeout=60)
+        except (ray.exceptions.RayError, TimeoutError) as exc:  # the actor died: its videos went with it
+            logger.error("ingest actor %s: videos lost: %s", name, str(exc).splitlines()[0][:200])
+            continue
+        for camera_id, info in videos.items():
+            path = run_dir / "videos" / f"{camera_id}.mp4"
+            path.parent.mkdir(exist_ok=True)
+            with path.open("wb") as f:
+                while part := ray.get(actor.video_part.remote(camera_id, f.tell()), timeout=120):
+                    f.write(part)
+            out[camera_id] = info | {"path": str(path.relative_to(run_dir))}
+        actor.drop_videos.remote()
+    return out
 
 
 def camera_groups(cameras: list[CameraConfig], per_actor: int) -> list[list[CameraConfig]]:
@@ -248,7 +275,8 @@ def new_ingest_actor(settings: Settings, name: str, cameras: list[CameraConfig],
     options: dict[str, Any] = {"scheduling_strategy": "SPREAD"} if settings.ingest.placement == "spread" else {}
     return IngestActorRemote.options(name=name, **options).remote(
         cameras, detector, validator, settings.tracking, settings.ingest, settings.detector.imgsz,
-        settings.run.max_frames, settings.validator.second_opinion, escalator, settings.vlm, class_names, persistent)
+        settings.run.max_frames, settings.validator.second_opinion, escalator, settings.vlm, class_names, persistent,
+        settings.run.save_video and not persistent)
 
 
 class _Monitor:
@@ -271,6 +299,9 @@ class _Monitor:
         self.actor_info: dict[str, dict[str, Any]] = {}
         self.detector_timeline: list[dict[str, Any]] = []  # each change of the detector's replicas
         self.validator_failures: list[dict[str, Any]] = []  # when the validator could not be reached
+        # per camera, per poll: [t_s, fps over the poll, latency p50 / p95 ms over the poll, frames dropped so far]
+        self.timeline: dict[str, list[list[float]]] = {}
+        self._last_sample: dict[str, tuple[float, int, LatencyHistogram]] = {}
         self._validator_ok = True
         self.started = time.time()
         self.elapsed = 0.0
@@ -386,12 +417,29 @@ class _Monitor:
                 continue  # reported when its run() returns
             self.last_stats.update(stats["cameras"])
             self.actor_info[name] = stats["actor"]
+            for cid, report in stats["cameras"].items():
+                self._sample(cid, report)
         if self.sinks is not None:
             self.sinks.report.remote()  # keeps them going: a sinks actor Ray restarted resumes at its next call
         for cid, c in (self.validator_call("counts") or {}).items():
             if cid in self.last_stats:
                 self.last_stats[cid]["events"] = c["events"]
                 self.last_stats[cid]["alerts_raised"] = raised(c["alerts"])
+
+    def _sample(self, cid: str, report: dict[str, Any]) -> None:
+        """One point of the camera's timeline: fps and latency percentiles since the previous poll."""
+        now = time.time()
+        hist = LatencyHistogram.from_sparse(report.get("latency_hist") or {})
+        analysed = report.get("frames_analysed", 0)
+        last = self._last_sample.get(cid)
+        self._last_sample[cid] = (now, analysed, hist)
+        if last is None or now - last[0] <= 0:
+            return
+        interval = LatencyHistogram()
+        interval.counts = hist.counts - last[2].counts
+        p = interval.percentiles()
+        self.timeline.setdefault(cid, []).append([round(now - self.started, 2), round((analysed - last[1]) / (now - last[0]), 2),
+                                                  p["p50"], p["p95"], report.get("frames_dropped", 0)])
 
     def _drain(self, events_file: TextIO, tracks_file: TextIO | None) -> None:
         events, tracks = self.validator_call("drain") or ([], [])

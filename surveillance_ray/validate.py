@@ -326,7 +326,7 @@ class Validator:
         counts[tag] = counts.get(tag, 0) + 1
         if self.store is not None:
             where = alert.zone or alert.line
-            self._snapshots.append(SnapshotRequest(alert.id, alert.camera, alert.xyxy,
+            self._snapshots.append(SnapshotRequest(alert.id, alert.camera, alert.track_id, alert.xyxy,
                                                    f"{alert.type.value}{' ' + where if where else ''} {alert.level}"))
         if escalated:
             self._escalations.append(self._escalation(state, alert))
