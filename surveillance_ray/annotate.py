@@ -7,7 +7,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from surveillance_ray.config import CameraConfig
+from typing import Any
+
+from surveillance_ray.config import PERSON, CameraConfig
 from surveillance_ray.messages import Tracks
 
 ALERT_RGB, ZONE_RGB, LINE_RGB = (230, 40, 40), (255, 200, 0), (0, 200, 255)
@@ -16,10 +18,12 @@ ALERT_RGB, ZONE_RGB, LINE_RGB = (230, 40, 40), (255, 200, 0), (0, 200, 255)
 class Annotator:
     """Draws one camera's tracks (box + ``#id class score``), zones and lines; the alert boxes in red."""
 
-    def __init__(self, camera: CameraConfig | None, class_names: dict[int, str]) -> None:
+    def __init__(self, camera: CameraConfig | None, class_names: dict[int, str], faces: Any = None) -> None:
+        """``faces``: a ``faces.FaceBlur`` (privacy), applied to the image before anything is drawn."""
         import supervision as sv  # here: the driver imports this module's jpeg() without it (~50 MB)
 
         self.sv = sv
+        self.faces = faces
         self.camera = camera
         self.names = class_names
         self._boxes = sv.BoxAnnotator(color_lookup=sv.ColorLookup.TRACK, thickness=2)
@@ -32,7 +36,12 @@ class Annotator:
              alerts: list[tuple[tuple[float, float, float, float], str]] = ()) -> np.ndarray:
         """A copy of ``image`` (``scale`` x the frame whose pixel coordinates the tracks and ``alerts``
         ((xyxy, label)) use) with everything drawn."""
-        sv, out = self.sv, image.copy()
+        sv = self.sv
+        if self.faces is not None:
+            people = tracks.xyxy[tracks.class_id == PERSON].reshape(-1, 4) * scale if len(tracks) else None
+            out = self.faces.apply(image, people)
+        else:
+            out = image.copy()
         h, w = out.shape[:2]
         if self.camera is not None:  # zones and lines are in fractions of the frame
             for zone in self.camera.zones:

@@ -622,7 +622,9 @@ class VLMConfig(_Strict):
     backoff_s: float = Field(0.5, ge=0, le=600, description="First retry delay, doubled each time.")
     breaker_failures: int = Field(3, ge=1, le=1000, description="Consecutive failures that open an endpoint's circuit.")
     breaker_reset_s: float = Field(30.0, gt=0, le=3600, description="How long an open circuit skips its endpoint.")
-    privacy: bool = Field(True, description="Blur the heads of people in the images sent.")
+    privacy: bool = Field(True, description=(
+        "Blur faces in the images sent to the VLM (the face detector of privacy.face_blur, and each person's head "
+        "region where it finds none), whether or not privacy.face_blur is on."))
     drain_s: float = Field(30.0, ge=0, le=3600, description=(
         "At the end of a run, how long to wait for escalations still queued (the rest stay unreviewed)."))
     serve: VLMServeConfig = Field(default_factory=VLMServeConfig)
@@ -743,6 +745,18 @@ class SinksConfig(_Strict):
         return [*self.webhooks, *self.mqtt]
 
 
+class PrivacyConfig(_Strict):
+    """Faces blurred in every picture that leaves a camera: snapshots, videos, the live view (and the VLM's)."""
+
+    face_blur: bool = Field(False, description=(
+        "Find faces (BlazeFace full-range, shipped in the package, run by OpenVINO) in the whole frame and in each "
+        "person's head region, and blur them."))
+    min_score: float = Field(0.5, ge=0.05, le=0.99, description="Face detector score that counts as a face.")
+    head_fallback: bool = Field(True, description=(
+        "Also blur the head region of each person in whom no face was found (a face turned away, too small or "
+        "blurred by motion is not left readable)."))
+
+
 class ServiceConfig(_Strict):
     """Service mode (``surveillance-ray serve``): runs until stopped, cameras change at runtime."""
 
@@ -770,6 +784,7 @@ class Settings(BaseSettings):
     api: ApiConfig = Field(default_factory=ApiConfig, description="HTTP API (Serve ingress).")
     service: ServiceConfig = Field(default_factory=ServiceConfig, description="Service mode.")
     sinks: SinksConfig = Field(default_factory=SinksConfig, description="Alert sinks (webhooks, MQTT).")
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig, description="Face blurring.")
 
     @model_validator(mode="after")
     def _one_http_proxy(self) -> "Settings":

@@ -1,5 +1,5 @@
-"""What an escalated alert carries to the VLM: a crop of its object, keyframes of the camera (heads of
-people blurred when privacy is on), the zone, the dwell time and a short history. Built by the ingest
+"""What an escalated alert carries to the VLM: a crop of its object, keyframes of the camera (faces
+blurred when privacy is on), the zone, the dwell time and a short history. Built by the ingest
 actor, which holds the camera's recent full-resolution frames."""
 
 from __future__ import annotations
@@ -7,16 +7,13 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
-import cv2
 import numpy as np
 
 from surveillance_ray.annotate import jpeg
 from surveillance_ray.config import PERSON
 from surveillance_ray.opinion import crop_around
-
-HEAD_FRACTION = 0.22  # of a standing person's box height
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,31 +73,16 @@ class Keyframes:
         return [frames[i] for i in idx]
 
 
-def blur_heads(image: np.ndarray, people: np.ndarray) -> np.ndarray:
-    """A copy with the top ``HEAD_FRACTION`` of each person box pixelated (faces are too small for a face
-    detector at surveillance distances; the head region covers them)."""
-    out = image.copy()
-    h, w = out.shape[:2]
-    for x1, y1, x2, y2 in np.asarray(people, np.float32).reshape(-1, 4):
-        x1, x2 = int(max(0, x1)), int(min(w, x2))
-        y1, y2 = int(max(0, y1)), int(min(h, y1 + HEAD_FRACTION * (y2 - y1)))
-        if x2 - x1 < 2 or y2 - y1 < 2:
-            continue
-        region = out[y1:y2, x1:x2]
-        small = cv2.resize(region, (max(1, (x2 - x1) // 8), max(1, (y2 - y1) // 8)), interpolation=cv2.INTER_AREA)
-        out[y1:y2, x1:x2] = cv2.resize(small, (x2 - x1, y2 - y1), interpolation=cv2.INTER_NEAREST)
-    return out
-
-
 def build_evidence(request: EscalationRequest, keyframes: Keyframes, mode: str, image_size: int, count: int,
-                   privacy: bool) -> Evidence | None:
-    """The crop (from the latest frame) and ``count`` keyframes at ``image_size``; None without frames."""
+                   blur: Callable[[np.ndarray, np.ndarray], np.ndarray] | None) -> Evidence | None:
+    """The crop (from the latest frame) and ``count`` keyframes at ``image_size``, each through ``blur``
+    (image, person boxes) → image when given (privacy: ``faces.FaceBlur.apply``); None without frames."""
     frames = keyframes.pick(count)
     if not frames:
         return None
 
     def shown(k: Keyframe) -> np.ndarray:
-        return blur_heads(k.image, k.people) if privacy and len(k.people) else k.image
+        return blur(k.image, k.people) if blur is not None else k.image
 
     latest = shown(frames[-1])
     crop, _ = crop_around(latest, request.xyxy)

@@ -25,7 +25,7 @@ import psutil
 import ray
 
 from surveillance_ray.capture import CameraCapture
-from surveillance_ray.config import CameraConfig, IngestConfig, TrackingConfig, VLMConfig
+from surveillance_ray.config import CameraConfig, IngestConfig, PrivacyConfig, TrackingConfig, VLMConfig
 from surveillance_ray.evidence import EscalationRequest, Keyframes, build_evidence, people_boxes
 from surveillance_ray.messages import (Detections, Frame, OpinionRequest, SnapshotRequest, StreamState, TrackedFrame,
                                       Validated)
@@ -63,7 +63,8 @@ class IngestActor:
     def __init__(self, cameras: list[CameraConfig], detector: Any, validator: Any, tracking: TrackingConfig,
                  ingest: IngestConfig, imgsz: int, max_frames: int | None = None,
                  second_opinions: bool = False, escalator: Any = None, vlm: VLMConfig | None = None,
-                 class_names: dict[int, str] | None = None, persistent: bool = False, save_video: bool = False) -> None:
+                 class_names: dict[int, str] | None = None, persistent: bool = False, save_video: bool = False,
+                 privacy: PrivacyConfig | None = None) -> None:
         """``persistent``: run until ``stop`` even with no camera left (service mode: cameras come and go);
         ``save_video``: each camera's annotated frames as an MP4 on this node (``video_part`` reads it)."""
         self._detector = detector
@@ -85,6 +86,8 @@ class IngestActor:
             self._recorder = Recorder(Path(tempfile.mkdtemp(prefix="surveillance-video-")), self._draw_image)
         self._class_names = {int(k): v for k, v in (class_names or {}).items()}
         self._persistent = persistent
+        self._privacy = privacy or PrivacyConfig()
+        self._faces: Any = None  # faces.FaceBlur, loaded at the first picture that needs it
         self._stopping = False
         self._cams: dict[str, _Camera] = {}
         for camera in cameras:
@@ -303,9 +306,17 @@ class IngestActor:
         if cam.annotator is None:
             from surveillance_ray.annotate import Annotator  # supervision: not in the driver (see _track)
 
-            cam.annotator = Annotator(cam.config, self._class_names)
+            cam.annotator = Annotator(cam.config, self._class_names,
+                                      self._face_blur() if self._privacy.face_blur else None)
         image, scale = (frame.original, 1.0) if frame.original is not None else (frame.image, frame.scale)
         return cam.annotator.draw(image, tracks, scale, alerts)
+
+    def _face_blur(self) -> Any:
+        if self._faces is None:
+            from surveillance_ray.faces import FaceBlur
+
+            self._faces = FaceBlur(self._privacy.min_score, self._privacy.head_fallback)
+        return self._faces
 
     async def _snapshot(self, cam: _Camera, frame: Frame, tracks: Any, request: SnapshotRequest) -> None:
         """An alert's picture, drawn off the event loop and kept by the validator beside the alert store."""
@@ -331,8 +342,8 @@ class IngestActor:
             return
         mode = self._vlm.modes[self._vlm.mode]
         try:
-            evidence = build_evidence(request, cam.keyframes, self._vlm.mode, mode.image_size, mode.keyframes,
-                                      self._vlm.privacy)
+            blur = self._face_blur().apply if self._vlm.privacy or self._privacy.face_blur else None
+            evidence = build_evidence(request, cam.keyframes, self._vlm.mode, mode.image_size, mode.keyframes, blur)
         except Exception as exc:  # noqa: BLE001 - one alert's evidence must not stop the camera
             logger.warning("camera %r: no evidence for alert %s: %s", request.stream_id, request.alert.get("id"), exc)
             return

@@ -276,7 +276,7 @@ def new_ingest_actor(settings: Settings, name: str, cameras: list[CameraConfig],
     return IngestActorRemote.options(name=name, **options).remote(
         cameras, detector, validator, settings.tracking, settings.ingest, settings.detector.imgsz,
         settings.run.max_frames, settings.validator.second_opinion, escalator, settings.vlm, class_names, persistent,
-        settings.run.save_video and not persistent)
+        settings.run.save_video and not persistent, settings.privacy)
 
 
 class _Monitor:

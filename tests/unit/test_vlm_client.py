@@ -17,7 +17,8 @@ import pytest
 
 from surveillance_ray.config import VLMConfig, VLMEndpoint
 from surveillance_ray.escalate import Escalator
-from surveillance_ray.evidence import EscalationRequest, Keyframes, blur_heads, build_evidence
+from surveillance_ray.evidence import EscalationRequest, Keyframes, build_evidence
+from surveillance_ray.faces import FaceBlur
 from surveillance_ray.verdict import Mode, ReviewStatus, Verdict, verdict_schema
 from surveillance_ray.vlm import VLMClient, request_body
 
@@ -83,7 +84,7 @@ def _evidence(mode: str = "FAST", alert_id: str = "cam-e0-t1-intrusion-door"):
                                 "cam", (100.0, 60.0, 140.0, 200.0), 12.0, "seen for 3.0 s")
     config = VLMConfig()
     m = config.modes[mode]
-    return build_evidence(request, frames, mode, m.image_size, m.keyframes, privacy=True)
+    return build_evidence(request, frames, mode, m.image_size, m.keyframes, FaceBlur().apply)
 
 
 def _config(**kw) -> VLMConfig:
@@ -192,10 +193,10 @@ def test_queue_overflow_drops_the_oldest_and_every_review_reaches_the_validator(
     assert escalator.stats()["counts"] == {"queued": 5, "dropped": 2, "reviewed": 3}
 
 
-def test_privacy_blurs_the_heads_of_people() -> None:
+def test_privacy_blurs_the_heads_of_people_without_a_face_found() -> None:
     rng = np.random.default_rng(0)
-    image = rng.integers(0, 255, (200, 200, 3), np.uint8)
-    out = blur_heads(image, np.array([[50, 20, 110, 180]], np.float32))
+    image = rng.integers(0, 255, (200, 200, 3), np.uint8)  # noise: no face to find, the head region goes
+    out = FaceBlur().apply(image, np.array([[50, 20, 110, 180]], np.float32))
     head, body = (slice(20, 55), slice(50, 110)), (slice(60, 180), slice(50, 110))
     assert out[head].std() < image[head].std() * 0.7  # pixelated
     assert np.array_equal(out[body], image[body]) and np.array_equal(out[:, :50], image[:, :50])
