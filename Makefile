@@ -75,6 +75,8 @@ bench: setup system-deps vlm-env
 	$(BIN)/python -m benchmarks.scaleout
 	$(BIN)/python -m benchmarks.alert_quality
 	$(BIN)/python -m benchmarks.escalation --cameras 12 --duration 60
+	$(BIN)/python -m benchmarks.privacy
+	$(BIN)/python -m benchmarks.api_load --cameras 4 --seconds 45
 
 # The peer load test: N live RTSP cameras, ultralytics' .streams mode vs surveillance-ray run (~40 min).
 bench-peers: setup system-deps

@@ -9,6 +9,7 @@ the real ``Request`` type of each dependency, not a name it cannot resolve in th
 import asyncio
 import base64
 import hashlib
+import json
 import time
 from importlib import resources
 from pathlib import Path
@@ -19,7 +20,8 @@ import httpx
 import numpy as np
 import ray
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from ray import serve
 from ray.util import metrics
@@ -37,7 +39,8 @@ _SCRIPT = DASHBOARD.split("<script>", 1)[1].split("</script>", 1)[0]
 CSP = (f"default-src 'self'; script-src 'sha256-{base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode()}'; "
        "style-src 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'")
 DETECTOR_TIMEOUT_S = 30.0
-STREAM_POLL_S = 0.5  # how often the alert stream looks for new alerts in the store
+STREAM_POLL_S = 0.5
+JSON_LIMIT = 1 << 20  # bodies of every route but /detect (a camera's settings are a few kB)  # how often the alert stream looks for new alerts in the store
 
 app = FastAPI(title="surveillance-ray", description=(
     "Multi-camera detection, tracking and validated alerts. Send the API key as `Authorization: Bearer KEY` "
@@ -107,6 +110,65 @@ def needs(role: Role):
     return check
 
 
+class BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over its route's limit gets 413 before it is read (declared length) or
+    as soon as it passes the limit (chunked); every route but ``/detect`` takes at most ``JSON_LIMIT``."""
+
+    def __init__(self, app: Any, detect_limit: int) -> None:
+        self.app = app
+        self.detect_limit = detect_limit
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        limit = self.detect_limit if scope["path"] == "/detect" else JSON_LIMIT
+        where = f"{scope['path']}" + (" (api.max_upload_mb)" if scope["path"] == "/detect" else "")
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            return await _too_large(send, f"body of {int(declared)} bytes is over the {limit}-byte limit of {where}")
+        seen, started = 0, False
+
+        async def counted() -> dict:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise BodyTooLarge
+            return message
+
+        async def tracked(message: dict) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, tracked)
+        except BodyTooLarge:
+            if not started:
+                await _too_large(send, f"body over the {limit}-byte limit of {where}")
+
+
+async def _too_large(send: Any, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+@app.exception_handler(RequestValidationError)
+async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 naming each bad field, without echoing the input (it may be huge, or bytes that are not text)."""
+    errors = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+              for e in exc.errors()]
+    return JSONResponse({"detail": errors}, status_code=422)
+
+
 async def read_limited(request: Request, limit: int) -> bytes:
     """The body, refused with 413 past ``limit`` bytes (before reading it when its length is declared)."""
     declared = request.headers.get("content-length")
@@ -135,6 +197,7 @@ class Api:
         self.validator = validator
         self.cameras_actor = cameras
         app.state.auth = Authenticator(self.config.keys, jwt_secret, self.config.token_ttl_s)
+        app.add_middleware(BodyLimit, detect_limit=int(self.config.max_upload_mb * 2**20))
         self.detector = serve.get_app_handle(detector_app)
         self._names: dict[int, str] | None = None
         requests = metrics.Counter("surveillance_api_requests", "API requests by route and status.", ("route", "status"))

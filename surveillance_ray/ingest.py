@@ -165,12 +165,14 @@ class IngestActor:
     def _take(self) -> list[Frame]:
         """The oldest buffered frame of each camera that may have one more in flight."""
         frames = []
+        now = time.time()
         for cam in self._cams.values():
             if cam.error is None and cam.inflight < cam.config.max_inflight:
                 frame = cam.capture.buffer.get()
                 if frame is not None:
                     cam.inflight += 1
                     frames.append(frame)
+                    self._metrics.stage.observe((now - frame.captured_at) * 1000, tags={"stage": "queue"})
         return frames
 
     def _ready(self) -> bool:
@@ -184,8 +186,11 @@ class IngestActor:
                    for cam in self._cams.values())
 
     async def _detect(self, frames: list[Frame]) -> list[Detections]:
+        t0 = time.perf_counter()
         response = self._detector.detect_frames.remote([f.image for f in frames])
-        return await asyncio.wait_for(response, self._ingest.detector_timeout_s)
+        detections = await asyncio.wait_for(response, self._ingest.detector_timeout_s)
+        self._metrics.stage.observe((time.perf_counter() - t0) * 1000, tags={"stage": "detect"})
+        return detections
 
     async def _complete(self, frames: list[Frame], result: asyncio.Future) -> None:
         """Track one request's frames per camera and hand them to the validator."""
@@ -208,7 +213,9 @@ class IngestActor:
                 self._drop(cam, "camera_error")
                 continue
             try:
+                t0 = time.perf_counter()
                 tracked.append(self._track(cam, frame, dets))
+                self._metrics.stage.observe((time.perf_counter() - t0) * 1000, tags={"stage": "track"})
                 kept.append(frame)
             except Exception as exc:
                 logger.exception("camera %r: tracking failed", cam.config.id)
@@ -242,8 +249,10 @@ class IngestActor:
         return tracked
 
     async def _validated(self, frames: list[Frame], tracked: list[TrackedFrame], response: Any) -> None:
+        t0 = time.perf_counter()
         try:
             verdicts: list[Validated] = await response
+            self._metrics.stage.observe((time.perf_counter() - t0) * 1000, tags={"stage": "validate"})
         except Exception as exc:  # the validator is gone: these frames were not validated
             logger.error("ingest %s: validator failed %d frames: %s", self.name, len(tracked), exc)
             for t in tracked:

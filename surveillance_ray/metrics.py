@@ -19,6 +19,18 @@ class StreamMetrics:
         self.latency = metrics.Histogram(
             "surveillance_latency_ms", "Capture to validated latency (ms).",
             boundaries=[10, 25, 50, 100, 200, 400, 800, 1600, 3200], tag_keys=("stream",))
+        self.stage = metrics.Histogram(
+            "surveillance_stage_ms", "Time per pipeline stage (ms): queue (a frame in its camera's buffer), detect "
+            "(detector round trip per request), track (per frame), validate (validator round trip per request).",
+            boundaries=[1, 2, 5, 10, 25, 50, 100, 200, 400, 800, 1600], tag_keys=("stage",))
+
+
+class AlertMetrics:
+    """Alerts stored, per camera, type and status (raised / suppressed)."""
+
+    def __init__(self) -> None:
+        self.stored = metrics.Counter("surveillance_alerts", "Alerts stored, by camera, type and status.",
+                                      ("stream", "type", "status"))
 
 
 def merge_expositions(texts: list[str], prefix: str = "") -> str:

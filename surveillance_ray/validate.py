@@ -28,6 +28,7 @@ from surveillance_ray.alerts import Alert, AlertStatus, AlertStore, AlertType, C
 from surveillance_ray.config import CameraConfig, ValidatorConfig
 from surveillance_ray.ensemble import EnsembleModel, load_model, track_features
 from surveillance_ray.history import Observation, TrackHistory
+from surveillance_ray.metrics import AlertMetrics
 from surveillance_ray.evidence import EscalationRequest
 from surveillance_ray.messages import (AlertLevel, Event, EventKind, OpinionRequest, SnapshotRequest, TrackedFrame,
                                       Validated)
@@ -79,6 +80,7 @@ class Validator:
         self.levels = sorted({r.level for r in self.rules})
         self.record_tracks = record_tracks
         self.store = AlertStore(Path(run_dir)) if run_dir is not None else None
+        self._metrics = AlertMetrics() if self.store is not None and ray.is_initialized() else None  # not in replays
         # restarted after a crash: what the store holds was raised by the previous incarnation
         self._stored = self.store.ids() if self.store is not None else set()
         self.cooldowns = Cooldowns()
@@ -324,6 +326,8 @@ class Validator:
         counts = self._streams[obs.stream_id].alerts
         tag = f"{alert.status.value}:{alert.type.value}"
         counts[tag] = counts.get(tag, 0) + 1
+        if self._metrics is not None:
+            self._metrics.stored.inc(tags={"stream": alert.camera, "type": alert.type.value, "status": alert.status.value})
         if self.store is not None:
             where = alert.zone or alert.line
             self._snapshots.append(SnapshotRequest(alert.id, alert.camera, alert.track_id, alert.xyxy,

@@ -4,6 +4,7 @@ webhook server that records what it accepts (and can refuse, or fail first attem
 from __future__ import annotations
 
 import json
+import random
 import shutil
 import socket
 import subprocess
@@ -83,12 +84,14 @@ class Subscriber:
 
 class Webhook:
     """An HTTP server recording the JSON bodies it accepts (``received``); ``status`` answers every POST with
-    that status instead, ``fail_first`` answers each alert's first attempt with 503."""
+    that status instead, ``fail_first`` answers each alert's first attempt with 503, ``fail_share`` a random
+    share of all attempts (seeded)."""
 
-    def __init__(self, status: int = 200, fail_first: bool = False) -> None:
+    def __init__(self, status: int = 200, fail_first: bool = False, fail_share: float = 0.0, seed: int = 0) -> None:
         self.received: list[dict] = []
         self.attempts = 0
         seen: set[str] = set()
+        rng = random.Random(seed)
         hook = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -98,6 +101,8 @@ class Webhook:
                 code = status
                 if fail_first and body["id"] not in seen:
                     seen.add(body["id"])
+                    code = 503
+                elif fail_share and rng.random() < fail_share:
                     code = 503
                 if code == 200:
                     hook.received.append(body)

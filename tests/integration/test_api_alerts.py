@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from ray import serve
 
 from surveillance_ray.alerts import read_alerts
@@ -57,6 +58,17 @@ def test_alerts_of_a_running_pipeline_are_listed_and_an_operator_acknowledges_on
         assert httpx.post(f"{url}/alerts/no-such-alert/ack", headers=as_operator, timeout=30).status_code == 404
         listed = httpx.get(f"{url}/alerts", params={"acknowledged": True}, headers=as_viewer).json()
         assert [a["id"] for a in listed] == [first["id"]]
+        # per-camera and per-stage metrics of the run, from the nodes' agents (exported every few seconds)
+        families, deadline = {}, time.time() + 30
+        while time.time() < deadline and not {"ray_surveillance_stage_ms", "ray_surveillance_alerts"} <= set(families):
+            text = httpx.get(f"{url}/metrics", headers=as_viewer, timeout=30).text
+            families = {f.name: f for f in text_string_to_metric_families(text)}
+            time.sleep(1)
+        stages = {s.labels["stage"] for s in families["ray_surveillance_stage_ms"].samples if "stage" in s.labels}
+        assert stages == {"queue", "detect", "track", "validate"}
+        raised = [s for s in families["ray_surveillance_alerts"].samples
+                  if s.labels.get("stream") == "pets" and s.labels.get("status") == "raised"]
+        assert raised and sum(s.value for s in raised) >= 1
     finally:
         run.join(timeout=180)
     run_dir = result["run"].run_dir
