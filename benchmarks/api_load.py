@@ -35,11 +35,11 @@ import yaml
 from benchmarks.common import RESULTS, machine, pets_h264, pets_video, save
 from surveillance_ray.auth import new_key
 from surveillance_ray.config import PACKAGE_ROOT
+from surveillance_ray.testing.fuzz import chunked, fuzz_request
 from surveillance_ray.testing.receivers import Mosquitto, Webhook
 from surveillance_ray.testing.rtsp import RtspCameras, free_port
 
 KEYS = {role: new_key(f"{role}-key", role) for role in ("viewer", "operator", "admin")}
-BLOBS = [os.urandom(n * 2**20) for n in (2, 11, 40)]  # made once: the load generator shares the machine
 DOOR = {"name": "door", "kind": "intrusion", "polygon": [[0, 0], [0.6, 0], [0.6, 0.8], [0, 0.8]], "cooldown_s": 5}
 
 
@@ -70,64 +70,6 @@ def cameras(url: str) -> dict[str, dict]:
     return {c["id"]: c for c in httpx.get(f"{url}/cameras", headers=auth("viewer"), timeout=30).json()}
 
 
-async def chunks(blob: bytes, size: int = 2**16) -> Any:
-    for i in range(0, len(blob), size):
-        yield blob[i:i + size]
-
-
-def fuzz_request(rng: random.Random, jpeg: bytes, cams: list[str]) -> tuple[str, str, str, dict[str, Any]]:
-    """(kind, method, path, httpx kwargs) of one request, bad or good."""
-    cam = rng.choice(cams)
-    ids = ["../../etc/passwd", "..%2F..%2Fetc%2Fpasswd", "%00", "a" * 5000, "ünïcødé", "cam0;DROP TABLE alerts",
-           "cam0/../cam1", "%2e%2e", " ", "cam0%0d%0aX-Injected: 1", cam]
-    bad_tokens = ["sr_forged", "x" * 20000, "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4Iiwicm9sZSI6ImFkbWluIn0.",
-                  "a.b.c", "Basic dXNlcjpwYXNz"]
-    kind = rng.choice(["auth", "path", "method", "json", "huge", "image", "query", "valid", "valid", "valid"])
-    if kind == "auth":
-        header = rng.choice([{}, {"Authorization": f"Bearer {rng.choice(bad_tokens)}"},
-                             {"Authorization": rng.choice(bad_tokens)}, {"X-API-Key": rng.choice(bad_tokens)},
-                             {"Cookie": f"sr_token={rng.choice(bad_tokens)}"}])
-        path = rng.choice(["/cameras", "/alerts", "/metrics", "/me", f"/cameras/{cam}/frame.jpg", "/alerts/stream"])
-        return kind, rng.choice(["GET", "POST"]) if path == "/cameras" else "GET", path, {"headers": header}
-    if kind == "path":
-        template = rng.choice(["/cameras/{}", "/cameras/{}/frame.jpg", "/alerts/{}", "/alerts/{}/snapshot.jpg",
-                               "/cameras/{}/mjpeg?fps=5", "/{}", "/docs/{}", "/static/{}"])
-        return kind, "GET", template.format(rng.choice(ids)), {"headers": auth("viewer")}
-    if kind == "method":
-        path = rng.choice(["/cameras", f"/cameras/{cam}", "/alerts", "/metrics", "/detect", "/token", "/health",
-                           f"/alerts/x/ack"])
-        return kind, rng.choice(["PUT", "PATCH", "DELETE", "OPTIONS", "HEAD", "TRACE"]), path, {"headers": auth("operator")}
-    if kind == "json":
-        body = rng.choice(['{"id": "x", "source": ', '[]', '{"id": 5, "source": []}', 'null', '{"id": "cam0"}',
-                           '{"id": "new", "source": "/nowhere.mp4"}', '{"id": "new", "source": "x", "fps": -3}',
-                           '{"id": "new", "source": "rtsp://h/s", "zones": [{"name": "z", "polygon": [[0, 0]]}]}',
-                           '{"id": "' + "b" * 300 + '", "source": "rtsp://h/s"}', "\x00\x01\x02", "{" * 5000])
-        return kind, "POST", "/cameras", {"headers": {**auth("admin"), "Content-Type": "application/json"},
-                                          "content": body.encode()}
-    if kind == "huge":
-        blob = rng.choice(BLOBS)
-        target = rng.choice(["/detect", "/cameras", "/token"])
-        headers = {**auth("admin"), "Content-Type": rng.choice(["application/octet-stream", "application/json"])}
-        if rng.random() < 0.3:  # chunked: no length declared, the server must count
-            return kind, "POST", target, {"headers": headers, "content": chunks(blob)}
-        return kind, "POST", target, {"headers": headers, "content": blob}
-    if kind == "image":
-        body = rng.choice([os.urandom(rng.randint(1, 200_000)), b"", jpeg[: len(jpeg) // 2], b"GIF89a" + os.urandom(100)])
-        return kind, "POST", "/detect", {"headers": {**auth("viewer"), "Content-Type": "image/jpeg"}, "content": body}
-    if kind == "query":
-        path = rng.choice(["/alerts?limit=-5", "/alerts?limit=abc", "/alerts?limit=100000", "/alerts?since=nan",
-                           "/alerts?level=SEVERE", "/alerts?status=maybe", "/alerts?acknowledged=perhaps",
-                           f"/cameras/{cam}/mjpeg?fps=0", f"/cameras/{cam}/mjpeg?fps=1e9", "/metrics?all=maybe",
-                           "/alerts?camera=" + "c" * 3000])
-        return kind, "GET", path, {"headers": auth("viewer")}
-    valid = rng.choice(["cameras", "alerts", "frame", "metrics", "detect", "me"])
-    if valid == "detect":
-        return "valid", "POST", "/detect", {"headers": {**auth("viewer"), "Content-Type": "image/jpeg"}, "content": jpeg}
-    path = {"cameras": "/cameras", "alerts": "/alerts?limit=50", "frame": f"/cameras/{cam}/frame.jpg",
-            "metrics": "/metrics", "me": "/me"}[valid]
-    return "valid", "GET", path, {"headers": auth("viewer")}
-
-
 async def fuzz(url: str, seconds: float, concurrency: int, seed: int, jpeg: bytes, cams: list[str]) -> dict[str, Any]:
     rng = random.Random(seed)
     statuses: Counter = Counter()
@@ -139,7 +81,8 @@ async def fuzz(url: str, seconds: float, concurrency: int, seed: int, jpeg: byte
     async with httpx.AsyncClient(base_url=url, timeout=60) as client:
         async def worker() -> None:
             while time.monotonic() < deadline:
-                kind, method, path, kw = fuzz_request(rng, jpeg, cams)
+                kind, method, path, kw = fuzz_request(rng, jpeg, cams, auth)
+                kw = chunked(kw, asynchronous=True)
                 t0 = time.perf_counter()
                 try:
                     if path.startswith("/alerts/stream") or "/mjpeg" in path:

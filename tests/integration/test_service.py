@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import ssl
 import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -23,6 +25,7 @@ import pytest
 import yaml
 
 from surveillance_ray.auth import new_key
+from surveillance_ray.testing.fuzz import chunked, fuzz_request
 from surveillance_ray.testing.rtsp import free_port
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -326,6 +329,30 @@ def test_the_dashboard_in_a_real_browser(service: Service, tmp_path: Path) -> No
         assert not errors, errors
     finally:
         driver.quit()
+
+
+def test_fuzzing_the_api_gets_no_5xx(service: Service, pets_video: Path) -> None:
+    """A seeded few hundred bad (and some good) requests: every answer a 2xx or a 4xx, the cameras go on."""
+    cap = cv2.VideoCapture(str(pets_video))
+    ok, frame = cap.read()
+    jpeg = cv2.imencode(".jpg", frame)[1].tobytes()
+    rng, statuses, refused_mid_upload = random.Random(7), Counter(), 0
+    before = service.camera("lobby")["frames_analysed"]
+    with httpx.Client(base_url=service.url, verify=service.verify, timeout=60) as client:
+        for _ in range(300):
+            kind, method, path, kw = fuzz_request(rng, jpeg, ["lobby"], auth)
+            kw = chunked(kw, asynchronous=False)
+            try:
+                with client.stream(method, path, **kw) as r:
+                    statuses[r.status_code] += 1
+                    assert r.status_code < 500, (kind, method, path[:100], r.status_code)
+            except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError):
+                assert kind == "huge", (kind, method, path[:100])  # 413 sent, connection closed mid-upload
+                refused_mid_upload += 1
+    assert sum(statuses.values()) + refused_mid_upload == 300
+    assert {200, 401, 404, 405, 413, 422} <= set(statuses), statuses
+    assert service.get("/health").status_code == 200
+    assert service.camera("lobby")["frames_analysed"] > before and service.camera("lobby")["state"] == "running"
 
 
 def test_cameras_change_at_runtime_without_touching_the_others(service: Service, pets_video: Path) -> None:
