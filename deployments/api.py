@@ -21,6 +21,7 @@ import numpy as np
 import ray
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from ray import serve
@@ -42,7 +43,7 @@ DETECTOR_TIMEOUT_S = 30.0
 STREAM_POLL_S = 0.5
 JSON_LIMIT = 1 << 20  # bodies of every route but /detect (a camera's settings are a few kB)  # how often the alert stream looks for new alerts in the store
 
-app = FastAPI(title="surveillance-ray", description=(
+app = FastAPI(docs_url=None, openapi_url=None, title="surveillance-ray", description=(
     "Multi-camera detection, tracking and validated alerts. Send the API key as `Authorization: Bearer KEY` "
     "or `X-API-Key: KEY`; roles: viewer (read), operator (+ acknowledge), admin (+ write)."))
 
@@ -241,6 +242,16 @@ class Api:
              response_class=HTMLResponse, include_in_schema=False)
     async def dashboard(self) -> HTMLResponse:
         return HTMLResponse(DASHBOARD, headers={"Content-Security-Policy": CSP, "X-Frame-Options": "DENY"})
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi(self, caller: str = Depends(needs(Role.VIEWER))) -> JSONResponse:
+        """The API's description (behind a key like every endpoint but /health)."""
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, response_class=HTMLResponse)
+    async def docs(self, caller: str = Depends(needs(Role.VIEWER))) -> HTMLResponse:
+        """Swagger UI (a browser signed in on the dashboard sends the token cookie)."""
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="surveillance-ray API")
 
     @app.get("/me", summary="Who the key or token is")
     async def me(self, request: Request, caller: str = Depends(needs(Role.VIEWER))) -> dict[str, str]:

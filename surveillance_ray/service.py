@@ -5,7 +5,7 @@
 (paused cameras stay paused, removed ones stay removed). ``CameraService`` is the Ray actor that owns the
 ingest actors: it places a new camera on an actor with room (or starts one), takes one off without
 touching the others, restarts the cameras of an ingest actor that died, keeps every camera's latest
-status for the API and writes the validator's events to ``events.jsonl``.
+status for the API and writes the validator's events to ``events/<day>.jsonl``.
 """
 
 from __future__ import annotations
@@ -96,16 +96,16 @@ class CameraRegistry:
         self.save()
 
     def remove(self, camera_id: str) -> None:
-        self._entry(camera_id)
+        self.entry(camera_id)
         del self.cameras[camera_id]
         self.removed.add(camera_id)
         self.save()
 
     def set_paused(self, camera_id: str, paused: bool) -> None:
-        self._entry(camera_id)["paused"] = paused
+        self.entry(camera_id)["paused"] = paused
         self.save()
 
-    def _entry(self, camera_id: str) -> dict[str, Any]:
+    def entry(self, camera_id: str) -> dict[str, Any]:
         if camera_id not in self.cameras:
             raise UnknownCamera(camera_id)
         return self.cameras[camera_id]
@@ -115,6 +115,39 @@ class CameraRegistry:
         tmp.write_text(json.dumps({"session": self.session, "cameras": self.cameras,
                                    "removed": sorted(self.removed)}, indent=2))
         os.replace(tmp, self.path)
+
+
+class DailyLog:
+    """JSON lines in one file per UTC day (``events/2026-11-24.jsonl``), so retention deletes whole days."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self._day, self._file = "", None
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        day = time.strftime("%Y-%m-%d", time.gmtime())
+        if day != self._day:
+            self.close()
+            self._day, self._file = day, (self.folder / f"{day}.jsonl").open("a")
+        for row in rows:
+            self._file.write(json.dumps(row) + "\n")
+        self._file.flush()
+
+    def purge(self, days: float) -> int:
+        """Delete the days older than ``days``; how many."""
+        cutoff = time.strftime("%Y-%m-%d", time.gmtime(time.time() - days * 86_400))
+        old = [p for p in self.folder.glob("*.jsonl") if p.stem < cutoff]
+        for path in old:
+            path.unlink()
+        return len(old)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 class CameraService:
@@ -136,7 +169,7 @@ class CameraService:
         self._serial = 0
         self._attached: dict[str, int] = {}  # camera id -> times attached this session (in its alert ids)
         self._stopping = False
-        self._events = (self.state_dir / "events.jsonl").open("a")
+        self._events = DailyLog(self.state_dir / "events")
         self._poller: asyncio.Task | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -191,7 +224,7 @@ class CameraService:
 
     async def resume(self, camera_id: str) -> dict[str, Any]:
         async with self._lock:
-            entry = self.registry._entry(camera_id)
+            entry = self.registry.entry(camera_id)
             if entry["paused"]:
                 self.registry.set_paused(camera_id, False)
                 await self._attach_entry(camera_id, entry)
@@ -202,7 +235,7 @@ class CameraService:
         return [self.camera(cid) for cid in self.registry.cameras]
 
     def camera(self, camera_id: str) -> dict[str, Any]:
-        entry = self.registry._entry(camera_id)
+        entry = self.registry.entry(camera_id)
         config = dict(entry["config"])
         config["source"] = redact(config["source"])
         s = self.status.get(camera_id, {})
@@ -216,7 +249,7 @@ class CameraService:
 
     async def picture(self, camera_id: str) -> bytes | None:
         """The camera's latest annotated frame (JPEG); None while it has none (starting, paused)."""
-        self.registry._entry(camera_id)
+        self.registry.entry(camera_id)
         name = self.placement.get(camera_id)
         if name is None:
             return None
@@ -320,8 +353,10 @@ class CameraService:
         if days is None:
             return
         purged = await self.validator.purge.remote(time.time() - days * 86_400)
-        if purged:
-            logger.info("retention: %d alert(s) older than %g days deleted", purged, days)
+        old_days = self._events.purge(days)
+        if purged or old_days:
+            logger.info("retention: %d alert(s) and %d day(s) of events older than %g days deleted", purged,
+                        old_days, days)
 
     async def _poll(self) -> None:
         actors = [a for a in self.actors.values() if not a.get("closed")]
@@ -337,9 +372,7 @@ class CameraService:
             events, _ = await self.validator.drain.remote()
         except ray.exceptions.RayError:
             return  # restarting: Ray brings it back; alerts are in the store already
-        for event in events:
-            self._events.write(json.dumps(event) + "\n")
-        self._events.flush()
+        self._events.write(events)
 
 
 CameraServiceActor = ray.remote(num_cpus=0, max_restarts=0)(CameraService)

@@ -93,10 +93,11 @@ def test_bad_uploads_get_a_4xx_that_says_why(api: str, case: str, content: bytes
 def test_wrong_methods_and_paths_are_4xx_and_openapi_lists_the_endpoints(api: str) -> None:
     assert httpx.get(f"{api}/detect", headers=auth()).status_code == 405
     assert httpx.get(f"{api}/no/such/../path", headers=auth()).status_code == 404
-    spec = httpx.get(f"{api}/openapi.json").json()
+    spec = httpx.get(f"{api}/openapi.json", headers=auth()).json()
     assert {"/health", "/ready", "/detect", "/metrics"} <= set(spec["paths"])
     assert "image/*" in spec["paths"]["/detect"]["post"]["requestBody"]["content"]
-    assert httpx.get(f"{api}/docs").status_code == 200
+    assert httpx.get(f"{api}/docs", headers=auth()).status_code == 200
+    assert httpx.get(f"{api}/docs").status_code == httpx.get(f"{api}/openapi.json").status_code == 401
 
 
 def test_metrics_gathers_the_pipeline_families_of_the_cluster_including_the_api_requests(api: str) -> None:

@@ -169,6 +169,10 @@ def service(tmp_path_factory: pytest.TempPathFactory, pets_video: Path) -> Itera
 def test_every_endpoint_needs_its_role(service: Service) -> None:
     routes = {(m.upper(), path) for path, ops in service.get("/openapi.json").json()["paths"].items() for m in ops}
     assert routes == set(ENDPOINTS), f"endpoints without an expected role: {routes ^ set(ENDPOINTS)}"
+    # outside the schema: the API's description needs a key too; the dashboard's page (its sign-in) does not
+    for path in ("/openapi.json", "/docs"):
+        assert service.request("GET", path).status_code == 401 and service.get(path).status_code == 200
+    assert service.request("GET", "/").status_code == 200
     for (method, template), least in ENDPOINTS.items():
         path = template.format(alert_id="no-such-alert", camera_id="no-such-camera")
         kw: dict[str, Any] = {"json": {}} if (method, template) == ("POST", "/cameras") else {}

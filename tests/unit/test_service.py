@@ -49,3 +49,17 @@ def test_passwords_in_source_urls_are_masked() -> None:
     assert redact("rtsp://admin:hunter2@10.0.0.5:554/stream1") == "rtsp://admin:***@10.0.0.5:554/stream1"
     assert redact("rtsp://10.0.0.5/stream1") == "rtsp://10.0.0.5/stream1"
     assert redact("/videos/a.mp4") == "/videos/a.mp4"
+
+
+def test_events_are_kept_by_day_and_old_days_deleted(tmp_path: Path) -> None:
+    import time
+
+    from surveillance_ray.service import DailyLog
+
+    log = DailyLog(tmp_path / "events")
+    log.write([{"kind": "track_started"}, {"kind": "track_ended"}])
+    today = tmp_path / "events" / f"{time.strftime('%Y-%m-%d', time.gmtime())}.jsonl"
+    assert [json.loads(line)["kind"] for line in today.read_text().splitlines()] == ["track_started", "track_ended"]
+    (tmp_path / "events" / "2001-01-01.jsonl").write_text("{}\n")
+    assert log.purge(90) == 1 and today.is_file() and not (tmp_path / "events" / "2001-01-01.jsonl").exists()
+    log.close()
