@@ -31,7 +31,7 @@ from surveillance_ray.alerts import (Alert, AlertStatus, AlertType, alerts_after
                                      snapshot_path)
 from surveillance_ray.auth import Authenticator, Forbidden, Role, Unauthorized
 from surveillance_ray.config import APP_NAME, ApiConfig, CameraConfig, ConfigError, LevelName
-from surveillance_ray.service import CameraExists, UnknownCamera
+from surveillance_ray.service import CameraExists, FixedCameras, UnknownCamera
 from surveillance_ray.metrics import merge_expositions
 
 DASHBOARD = resources.files("surveillance_ray.web").joinpath("dashboard.html").read_text()
@@ -371,7 +371,7 @@ class Api:
     async def _service(self, method: str, *args: Any) -> Any:
         """Call the camera service; its refusals as 404 / 409 / 422, 503 while there is none."""
         if self.cameras_actor is None:
-            raise HTTPException(503, "no camera service: cameras are managed by `surveillance-ray serve`")
+            raise HTTPException(503, "no camera service (the API runs without cameras)")
         try:
             actor = ray.get_actor(*self.cameras_actor)
         except ValueError:
@@ -386,6 +386,9 @@ class Api:
                 raise HTTPException(409, f"camera {cause.args[0]!r} exists (remove it first, or pick another id)") from None
             if isinstance(cause, ConfigError):
                 raise HTTPException(422, str(cause)) from None
+            if isinstance(cause, FixedCameras):
+                raise HTTPException(409, "a batch run's cameras are fixed: add, remove and pause cameras in "
+                                         "`surveillance-ray serve`") from None
             raise HTTPException(503, f"camera service failed: {type(cause).__name__}: {cause}"[:300]) from None
         except ray.exceptions.RayError as exc:
             raise HTTPException(503, f"camera service unavailable: {type(exc).__name__}") from None

@@ -137,9 +137,6 @@ def run_pipeline(settings: Settings, console: Console | None = None) -> RunResul
             settings.validator, names, settings.cameras, settings.run.track_log, str(run_dir.resolve()),
             escalate_level=vlm.min_level if vlm.enabled else None)
         sinks = start_sinks(settings.sinks, str(run_dir.resolve()), f"sinks-{os.getpid()}", here)
-        if settings.api.enabled:
-            deploy_api(settings, console, str(run_dir.resolve()),
-                       (validator_name, ray.get_runtime_context().namespace))
         vlm_info: dict[str, Any] = {}
         escalator = None
         if vlm.enabled:
@@ -148,6 +145,14 @@ def run_pipeline(settings: Settings, console: Console | None = None) -> RunResul
             escalator = EscalatorActor.options(name=f"escalator-{os.getpid()}", scheduling_strategy=here).remote(
                 vlm, vlm.all_endpoints(), validator)
         actors = start_ingest(settings, handle, validator, escalator, names)
+        if settings.api.enabled:  # the camera endpoints read the run's cameras through their actors
+            from surveillance_ray.service import BatchCamerasActor
+
+            namespace, cameras_name = ray.get_runtime_context().namespace, f"cameras-{os.getpid()}"
+            groups = camera_groups(settings.cameras, settings.ingest.cameras_per_actor)
+            cameras_actor = BatchCamerasActor.options(name=cameras_name, scheduling_strategy=here).remote(  # noqa: F841 - held: a named actor without a handle is collected
+                settings.cameras, {name: [c.id for c in group] for name, group in zip(actors, groups)})
+            deploy_api(settings, console, str(run_dir.resolve()), (validator_name, namespace), (cameras_name, namespace))
         monitor = _Monitor(settings, actors, validator, run_dir, console, escalator, sinks)
         reports = monitor.loop()
         videos = collect_videos(actors, run_dir) if settings.run.save_video else None

@@ -71,6 +71,63 @@ def redact(source: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def camera_status(camera_id: str, config: dict[str, Any], report: dict[str, Any], origin: str, actor: str | None,
+                  paused: bool = False, error: str | None = None) -> dict[str, Any]:
+    """What the API shows of a camera: its state, counters and settings (a URL's password masked)."""
+    state = "paused" if paused else "failed" if error else report.get("state", "starting")
+    return {"id": camera_id, "state": state, "error": error or report.get("error"), "paused": paused,
+            "origin": origin, "ingest_actor": actor, "fps_analysed": report.get("fps_analysed", 0.0),
+            "latency_ms": report.get("latency_ms", {}), "frames_read": report.get("frames_read", 0),
+            "frames_analysed": report.get("frames_analysed", 0), "frames_dropped": report.get("frames_dropped", 0),
+            "dropped": report.get("dropped", {}), "reconnects": report.get("reconnects", 0),
+            "tracks": report.get("tracks", 0), "config": config | {"source": redact(config["source"])}}
+
+
+class FixedCameras(Exception):
+    """A batch run's cameras are fixed: adding, removing and pausing are the service's."""
+
+
+class BatchCameras:
+    """The camera endpoints of a batch run (``run --api``): its cameras read through their ingest actors
+    (``actors``: actor name -> camera ids); changes refused with ``FixedCameras``."""
+
+    def __init__(self, cameras: list[CameraConfig], actors: dict[str, list[str]]) -> None:
+        self.configs = {c.id: c.model_dump(mode="json") for c in cameras}
+        self.where = {cid: name for name, ids in actors.items() for cid in ids}
+
+    async def _report(self, camera_id: str) -> dict[str, Any]:
+        try:
+            stats = await ray.get_actor(self.where[camera_id]).stats.remote()
+        except (ValueError, ray.exceptions.RayError):  # the actor is gone (the run is ending)
+            return {}
+        return stats["cameras"].get(camera_id, {})
+
+    async def cameras(self) -> list[dict[str, Any]]:
+        return [await self.camera(cid) for cid in self.configs]
+
+    async def camera(self, camera_id: str) -> dict[str, Any]:
+        if camera_id not in self.configs:
+            raise UnknownCamera(camera_id)
+        return camera_status(camera_id, self.configs[camera_id], await self._report(camera_id), "config",
+                             self.where[camera_id])
+
+    async def picture(self, camera_id: str) -> bytes | None:
+        if camera_id not in self.configs:
+            raise UnknownCamera(camera_id)
+        try:
+            return await ray.get_actor(self.where[camera_id]).picture.remote(camera_id)
+        except (ValueError, ray.exceptions.RayError):
+            return None
+
+    async def add(self, *_: Any) -> None:
+        raise FixedCameras()
+
+    remove = pause = resume = add
+
+
+BatchCamerasActor = ray.remote(num_cpus=0, max_restarts=0)(BatchCameras)
+
+
 class CameraRegistry:
     """The service's cameras: ``{id: {"config": {...}, "paused": bool, "origin": "config" | "api"}}``, the ids
     removed through the API (a config camera removed stays removed), and the session number (bumped at every
@@ -236,16 +293,8 @@ class CameraService:
 
     def camera(self, camera_id: str) -> dict[str, Any]:
         entry = self.registry.entry(camera_id)
-        config = dict(entry["config"])
-        config["source"] = redact(config["source"])
-        s = self.status.get(camera_id, {})
-        state = "paused" if entry["paused"] else "failed" if camera_id in self.errors else s.get("state", "starting")
-        return {"id": camera_id, "state": state, "error": self.errors.get(camera_id) or s.get("error"),
-                "paused": entry["paused"], "origin": entry["origin"], "ingest_actor": self.placement.get(camera_id),
-                "fps_analysed": s.get("fps_analysed", 0.0), "latency_ms": s.get("latency_ms", {}),
-                "frames_read": s.get("frames_read", 0), "frames_analysed": s.get("frames_analysed", 0),
-                "frames_dropped": s.get("frames_dropped", 0), "dropped": s.get("dropped", {}),
-                "reconnects": s.get("reconnects", 0), "tracks": s.get("tracks", 0), "config": config}
+        return camera_status(camera_id, entry["config"], self.status.get(camera_id, {}), entry["origin"],
+                             self.placement.get(camera_id), paused=entry["paused"], error=self.errors.get(camera_id))
 
     async def picture(self, camera_id: str) -> bytes | None:
         """The camera's latest annotated frame (JPEG); None while it has none (starting, paused)."""

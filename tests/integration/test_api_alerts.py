@@ -24,10 +24,11 @@ def test_alerts_of_a_running_pipeline_are_listed_and_an_operator_acknowledges_on
     serve.shutdown()  # the session's earlier runs started Serve without an HTTP proxy
     port = free_port()
     (viewer, viewer_entry), (operator, operator_entry) = new_key("wall", "viewer"), new_key("ops", "operator")
+    admin, admin_entry = new_key("root", "admin")
     settings = settings_for(tmp_path, [{"id": "pets", "source": str(pets_video)}],  # real time, 10 fps
                             detector={"imgsz": 320, "num_cpus": 1}, run={"duration_s": 30},
                             api={"enabled": True, "port": port,
-                                 "keys": [viewer_entry.model_dump(), operator_entry.model_dump()]})
+                                 "keys": [viewer_entry.model_dump(), operator_entry.model_dump(), admin_entry.model_dump()]})
     result: dict = {}
     run = threading.Thread(target=lambda: result.update(run=run_pipeline(settings)))
     run.start()
@@ -58,6 +59,15 @@ def test_alerts_of_a_running_pipeline_are_listed_and_an_operator_acknowledges_on
         assert httpx.post(f"{url}/alerts/no-such-alert/ack", headers=as_operator, timeout=30).status_code == 404
         listed = httpx.get(f"{url}/alerts", params={"acknowledged": True}, headers=as_viewer).json()
         assert [a["id"] for a in listed] == [first["id"]]
+        # the run's camera, read through its ingest actor; a batch run's cameras are fixed
+        [camera] = httpx.get(f"{url}/cameras", headers=as_viewer, timeout=30).json()
+        assert camera["id"] == "pets" and camera["state"] == "running" and camera["frames_analysed"] > 0
+        frame = httpx.get(f"{url}/cameras/pets/frame.jpg", headers=as_viewer, timeout=30)
+        assert frame.status_code == 200 and frame.headers["content-type"] == "image/jpeg"
+        as_admin = {"Authorization": f"Bearer {admin}"}
+        fixed = httpx.post(f"{url}/cameras/pets/pause", headers=as_admin, timeout=30)
+        assert fixed.status_code == 409 and "surveillance-ray serve" in fixed.json()["detail"]
+        assert httpx.get(f"{url}/cameras/elsewhere", headers=as_viewer, timeout=30).status_code == 404
         # per-camera and per-stage metrics of the run, from the nodes' agents (exported every few seconds)
         families, deadline = {}, time.time() + 30
         while time.time() < deadline and not {"ray_surveillance_stage_ms", "ray_surveillance_alerts"} <= set(families):
