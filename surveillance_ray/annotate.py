@@ -4,10 +4,10 @@ unless someone asks for a picture."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
-
-from typing import Any
 
 from surveillance_ray.config import PERSON, CameraConfig
 from surveillance_ray.messages import Tracks

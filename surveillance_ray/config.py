@@ -839,8 +839,8 @@ class Settings(BaseSettings):
 _YAML_FILE: contextvars.ContextVar[Path | None] = contextvars.ContextVar("yaml_file", default=None)
 
 
-def unknown_classes(settings: "Settings", names: Any) -> list[str]:
-    """One line per class name the settings use that the model does not have."""
+def unknown_classes(settings: "Settings | CameraConfig", names: Any) -> list[str]:
+    """One line per class name the settings (or one camera) use that the model does not have."""
     import difflib
 
     known = set(names.values() if isinstance(names, dict) else names)

@@ -82,7 +82,7 @@ def deploy_api(settings: Settings, console: Console, run_dir: str | None = None,
                validator: tuple[str, str] | None = None, cameras: tuple[str, str] | None = None) -> None:
     """The HTTP API (FastAPI ingress) at / of Serve's proxy; the run's alerts from ``run_dir``'s store,
     acknowledgments through the ``validator`` actor, cameras through the ``cameras`` actor (each
-    (name, namespace); service.CameraService)."""
+    (name, namespace); service.CameraService, or service.BatchCameras for a batch run)."""
     import secrets
 
     from deployments.api import api_app
@@ -149,9 +149,8 @@ def run_pipeline(settings: Settings, console: Console | None = None) -> RunResul
             from surveillance_ray.service import BatchCamerasActor
 
             namespace, cameras_name = ray.get_runtime_context().namespace, f"cameras-{os.getpid()}"
-            groups = camera_groups(settings.cameras, settings.ingest.cameras_per_actor)
             cameras_actor = BatchCamerasActor.options(name=cameras_name, scheduling_strategy=here).remote(  # noqa: F841 - held: a named actor without a handle is collected
-                settings.cameras, {name: [c.id for c in group] for name, group in zip(actors, groups)})
+                settings.cameras, actor_cameras(settings, actors))
             deploy_api(settings, console, str(run_dir.resolve()), (validator_name, namespace), (cameras_name, namespace))
         monitor = _Monitor(settings, actors, validator, run_dir, console, escalator, sinks)
         reports = monitor.loop()
@@ -273,6 +272,12 @@ def start_ingest(settings: Settings, detector: Any, validator: Any, escalator: A
     return actors
 
 
+def actor_cameras(settings: Settings, actors: dict[str, Any]) -> dict[str, list[str]]:
+    """Actor name -> the ids of its cameras (``actors`` as ``start_ingest`` made them, in its order)."""
+    groups = camera_groups(settings.cameras, settings.ingest.cameras_per_actor)
+    return {name: [c.id for c in group] for name, group in zip(actors, groups)}
+
+
 def new_ingest_actor(settings: Settings, name: str, cameras: list[CameraConfig], detector: Any, validator: Any,
                      escalator: Any = None, class_names: dict[int, str] | None = None,
                      persistent: bool = False) -> Any:
@@ -297,8 +302,7 @@ class _Monitor:
         self.validator = validator
         self.console = console
         self.run_dir = run_dir
-        groups = camera_groups(settings.cameras, settings.ingest.cameras_per_actor)
-        self.cameras_of = {name: [c.id for c in group] for name, group in zip(actors, groups)}
+        self.cameras_of = actor_cameras(settings, actors)
         self.last_stats: dict[str, dict[str, Any]] = {c.id: {"stream_id": c.id, "state": "starting"}
                                                       for c in settings.cameras}
         self.actor_info: dict[str, dict[str, Any]] = {}

@@ -45,20 +45,10 @@ def parse_camera(data: Any, class_names: dict[int, str] | None = None) -> Camera
         camera = data if isinstance(data, CameraConfig) else CameraConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError("\n".join(format_errors(exc))) from None
-    unknown = unknown_classes(_CameraOnly(camera), class_names) if class_names is not None else []
+    unknown = unknown_classes(camera, class_names) if class_names is not None else []
     if unknown:
         raise ConfigError("\n".join(unknown))
     return camera
-
-
-class _CameraOnly:
-    """What ``unknown_classes`` reads of the settings, for one camera."""
-
-    def __init__(self, camera: CameraConfig) -> None:
-        self.camera = camera
-
-    def class_uses(self) -> list[tuple[str, list[str]]]:
-        return self.camera.class_uses()
 
 
 def redact(source: str) -> str:
@@ -95,21 +85,31 @@ class BatchCameras:
         self.configs = {c.id: c.model_dump(mode="json") for c in cameras}
         self.where = {cid: name for name, ids in actors.items() for cid in ids}
 
-    async def _report(self, camera_id: str) -> dict[str, Any]:
-        try:
-            stats = await ray.get_actor(self.where[camera_id]).stats.remote()
-        except (ValueError, ray.exceptions.RayError):  # the actor is gone (the run is ending)
-            return {}
-        return stats["cameras"].get(camera_id, {})
+    async def _reports(self, actors: set[str]) -> dict[str, dict[str, Any]]:
+        """The latest report of every camera of ``actors`` (one stats call per actor)."""
+        async def stats(name: str) -> dict[str, Any]:
+            try:
+                return (await ray.get_actor(name).stats.remote())["cameras"]
+            except (ValueError, ray.exceptions.RayError):  # the actor is gone (the run is ending)
+                return {}
+
+        reports: dict[str, dict[str, Any]] = {}
+        for cameras in await asyncio.gather(*(stats(name) for name in actors)):
+            reports |= cameras
+        return reports
+
+    def _status(self, camera_id: str, reports: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        return camera_status(camera_id, self.configs[camera_id], reports.get(camera_id, {}), "config",
+                             self.where[camera_id])
 
     async def cameras(self) -> list[dict[str, Any]]:
-        return [await self.camera(cid) for cid in self.configs]
+        reports = await self._reports(set(self.where.values()))
+        return [self._status(cid, reports) for cid in self.configs]
 
     async def camera(self, camera_id: str) -> dict[str, Any]:
         if camera_id not in self.configs:
             raise UnknownCamera(camera_id)
-        return camera_status(camera_id, self.configs[camera_id], await self._report(camera_id), "config",
-                             self.where[camera_id])
+        return self._status(camera_id, await self._reports({self.where[camera_id]}))
 
     async def picture(self, camera_id: str) -> bytes | None:
         if camera_id not in self.configs:
@@ -316,9 +316,9 @@ class CameraService:
 
     async def _attach(self, camera: CameraConfig) -> None:
         self.errors.pop(camera.id, None)
-        n = self._attached[camera.id] = self._attached.get(camera.id, 0) + 1
+        times = self._attached[camera.id] = self._attached.get(camera.id, 0) + 1
         # alert ids carry the session and, after a pause or a restart of the camera, the attachment
-        await self.validator.attach.remote(camera, self.tag if n == 1 else f"{self.tag}.{n}")
+        await self.validator.attach.remote(camera, self.tag if times == 1 else f"{self.tag}.{times}")
         per_actor = self.settings.ingest.cameras_per_actor
         name = next((n for n, a in self.actors.items() if len(a["cameras"]) < per_actor and not a.get("closed")), None)
         if name is None:
@@ -376,7 +376,6 @@ class CameraService:
                         entry = self.registry.cameras.get(camera_id)
                         if entry is not None and not entry["paused"]:
                             await self._attach_entry(camera_id, entry)
-                self.actors.pop(name, None)
             return {}
         finally:
             if name in self.actors and self.actors[name].get("closed") and not self._stopping:
