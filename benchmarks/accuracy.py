@@ -1,6 +1,6 @@
 """PETS09-S2L1 frames 1-269, persons vs ground truth (IoU >= 0.5): the .pt and the default CPU backend
 (OpenVINO INT8 export) called directly, and the distributed path (ingest actor → Serve detector →
-ByteTrack → validator → track log) running the default backend, side by side.
+tracker → validator → track log) running the default backend, side by side.
 
     python benchmarks/accuracy.py [--imgsz 640]
 """

@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any, get_args
 
-from surveillance_ray.config import ConfigError, RoleName, Settings, cameras_from_sources, load_settings
+from surveillance_ray.config import (ConfigError, RoleName, Settings, TrackerName, cameras_from_sources,
+                                     load_settings)
 
 
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
@@ -84,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--negative", action="append", default=[], metavar="PATH",
                     help="people-free footage (video or image folder): its person tracks are all false")
     tr.add_argument("--imgsz", type=int, default=640, help="detector size for the track logs")
+    tr.add_argument("--tracker", choices=get_args(TrackerName), default=None,
+                    help="tracker of the track logs (default: the default tracker; use your cameras' one)")
     tr.add_argument("--out", default="models/fp-ensemble.joblib", help="model file (its .card.json goes beside it)")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--refresh", action="store_true", help="re-run the detector instead of cached track logs")
@@ -170,11 +173,11 @@ def _train(args: argparse.Namespace) -> int:
     from surveillance_ray.training import clips_from, train_validator
 
     try:
-        clips = clips_from(args.mot, args.negative, args.imgsz, args.refresh)
+        clips = clips_from(args.mot, args.negative, args.imgsz, args.refresh, args.tracker)
     except ValueError as exc:
         print(f"train-validator error: {exc}", file=sys.stderr)
         return 2
-    card = train_validator(clips, Path(args.out), seed=args.seed, imgsz=args.imgsz)
+    card = train_validator(clips, Path(args.out), seed=args.seed, imgsz=args.imgsz, tracker=args.tracker)
     data = card["data"]
     print(f"trained on {data['samples']} candidate observations ({data['false_samples']} false) of "
           f"{sum(c['tracks'] for c in data['clips'])} tracks from {len(clips)} clips in {card['trained_s']} s")

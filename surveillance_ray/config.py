@@ -83,6 +83,7 @@ COCO_NAMES = tuple(n.replace("_", " ") for n in COCO_NAMES.split())  # type: ign
 PERSON = COCO_NAMES.index("person")  # the class id people have (0)
 LevelName = Literal["BASIC", "INTERMEDIATE", "ADVANCED", "CRITICAL"]  # messages.AlertLevel's names
 RoleName = Literal["viewer", "operator", "admin"]  # auth.Role's names, lower case
+TrackerName = Literal["botsort", "bytetrack", "cbiou"]
 APP_NAME = "surveillance-detector"  # the detector's Serve application (no HTTP route: called by handle)
 API_APP = "surveillance-api"  # the HTTP API's Serve application (deployments/api.py), routed at /
 VLM_APP, VLM_ROUTE = "vlm", "/vlm"  # the VLM's Serve application (deployments/vlm.py) and its HTTP route
@@ -373,7 +374,9 @@ class IngestConfig(_Strict):
 class TrackingConfig(_Strict):
     """Tracker (``trackers`` package) settings, one tracker per camera."""
 
-    tracker: Literal["bytetrack", "cbiou"] = Field("bytetrack", description=(
+    tracker: TrackerName = Field("botsort", description=(
+        "botsort: BoT-SORT's association (ByteTrack's two stages, IoU fused with the detection score, a "
+        "Kalman state of centre, width and height; camera-motion compensation off: fixed cameras). "
         "bytetrack: ByteTrack. cbiou: C-BIoU, which grows boxes before matching them: for low-frame-rate "
         "cameras, where a person moves further than their own width between frames."))
 
@@ -383,7 +386,8 @@ class TrackingConfig(_Strict):
         "Frames (at 30 fps; scaled to the camera rate) a lost track is kept for re-association."))
     minimum_consecutive_frames: int = Field(2, ge=1, le=1000, description=(
         "Frames a track must be matched before it counts as confirmed and is passed on."))
-    minimum_iou_threshold: float = Field(0.1, ge=0.0, le=1.0, description="Minimum IoU to associate.")
+    minimum_iou_threshold: float = Field(0.1, ge=0.0, le=1.0, description=(
+        "Minimum IoU to associate (bytetrack; botsort and cbiou use their own association thresholds)."))
     high_conf_det_threshold: float = Field(0.5, ge=0.0, le=1.0, description=(
         "Detections above this go to the first association stage."))
 
@@ -466,15 +470,17 @@ class ValidatorConfig(_Strict):
         "A track the ensemble gives a false-positive probability above this does not alert."))
     ensemble_every: int = Field(5, ge=1, le=1000, description=(
         "A track the ensemble rejected is asked again after this many more observations."))
-    # one person, one alert: a new track that continues an alerted one (ByteTrack lost it) does not alert again
-    stitch_window_s: float = Field(4.0, ge=0, le=600, description=(
-        "A new track starting within this long after an alerted track of the camera was last seen may be its "
-        "continuation (0: never stitch)."))
+    # one person, one alert: a new track that continues an alerted one (the tracker lost it) does not alert again
+    stitch_window_s: float = Field(2.0, ge=0, le=600, description=(
+        "A new track starting within this long after a track of the camera was last seen inside the view "
+        "(not at its edge: that one left) may be its continuation (0: never stitch)."))
     stitch_distance: float = Field(2.0, gt=0, le=100, description=(
         "...if it starts within this many box heights of where the lost track was heading,"))
     stitch_size_ratio: float = Field(1.6, gt=1, le=100, description="...has a box height within this ratio,")
-    stitch_similarity: float = Field(0.8, ge=0, le=1, description=(
-        "...and colours this similar (Bhattacharyya coefficient of hue/saturation histograms, 1: the same)."))
+    stitch_similarity: float = Field(0.7, ge=0, le=1, description=(
+        "...and colours this similar (Bhattacharyya coefficient of hue/saturation histograms, 1: the same). "
+        "Of the lost tracks that qualify, alerted or not, the closest in place and colours is the one it "
+        "continues: the earlier alert when that one alerted."))
     # ADVANCED: ContextualValidationRule, BehaviorAnalysisRule
     timezone: str | None = Field(None, description=(
         "IANA time zone of the schedules (e.g. Europe/Paris); None: the machine's local time."))

@@ -75,6 +75,7 @@ class TrackHistory:
     first_looks: list[np.ndarray] = field(default_factory=list)  # its first colour descriptors
     alert_ids: list[str] = field(default_factory=list)  # its alerts (or those of the fragment it continues)
     stitched_from: int | None = None  # the track it continues
+    stitched_to: int | None = None  # the track that continues it
     opinion: float | None = None  # the second opinion's score, once it came
     opinion_asked_t: float | None = None  # camera clock when it was asked for
     opinion_asked_at: int = 0  # observations then

@@ -1,6 +1,6 @@
 """IngestActor: a Ray actor hosting one or more cameras (``ingest.cameras_per_actor``).
 
-Each camera keeps its own capture thread, drop-oldest buffer, ByteTrack tracker, counters and failure,
+Each camera keeps its own capture thread, drop-oldest buffer, tracker, counters and failure,
 so one camera failing never stops the others. The actor's event loop takes the oldest frame of every
 camera that has none in flight and sends them to the Serve detector as one request (a few requests in
 flight), so the deployment sees few, large requests that it batches further across actors. Results

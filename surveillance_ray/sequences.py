@@ -83,7 +83,7 @@ def _mot17_persons(path: Path) -> dict[int, np.ndarray]:
 
 
 def track_log(seq: Sequence, detector: Any, tracking: TrackingConfig, imgsz: int) -> tuple[list[dict], float]:
-    """Detector and ByteTrack over the sequence exactly as an ingest actor runs them; (track-log rows, fps).
+    """Detector and tracker over the sequence exactly as an ingest actor runs them; (track-log rows, fps).
     Each row also holds what a second opinion would answer about each person track (``crop_scores``)."""
     from surveillance_ray.track import StreamTracker, track_frame
 
@@ -172,8 +172,11 @@ class Clip:
         return len(self.rows) / self.fps / 3600
 
 
-def load_clips(sequences: list[Sequence], imgsz: int, refresh: bool = False, cache: Path | None = None) -> list[Clip]:
-    """Track logs of ``sequences`` (the default detector and tracker, cached per sequence and imgsz)."""
+def load_clips(sequences: list[Sequence], imgsz: int, refresh: bool = False, cache: Path | None = None,
+               tracking: TrackingConfig | None = None) -> list[Clip]:
+    """Track logs of ``sequences`` (the default detector, ``tracking`` or the default tracker; cached per
+    sequence, imgsz and tracker settings)."""
+    import hashlib
     import json
     import os
     import time
@@ -181,16 +184,18 @@ def load_clips(sequences: list[Sequence], imgsz: int, refresh: bool = False, cac
     from surveillance_ray.config import DetectorConfig
     from surveillance_ray.detect import Detector
 
+    tracking = tracking or TrackingConfig()
+    settings = hashlib.sha1(tracking.model_dump_json().encode()).hexdigest()[:8]
     cache = cache or Path(os.environ.get("SURVEILLANCE_CACHE", Path.home() / ".cache" / "surveillance-ray")) / "tracklogs"
     detector, clips = None, []
     for seq in sequences:
-        path = cache / f"{seq.name}-{imgsz}-v{TRACKLOG_FORMAT}.json"
+        path = cache / f"{seq.name}-{imgsz}-{tracking.tracker}-{settings}-v{TRACKLOG_FORMAT}.json"
         if path.is_file() and not refresh:
             data = json.loads(path.read_text())
         else:
             detector = detector or Detector(DetectorConfig(imgsz=imgsz))
             t0 = time.perf_counter()
-            rows, fps = track_log(seq, detector, TrackingConfig(), imgsz)
+            rows, fps = track_log(seq, detector, tracking, imgsz)
             print(f"{seq.name}: {len(rows)} frames tracked in {time.perf_counter() - t0:.1f} s")
             data = {"rows": rows, "fps": fps, "source": seq.source}
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,11 +1,11 @@
-"""Per-stream multi-object tracking with ByteTrack (or C-BIoU) from the ``trackers`` package."""
+"""Per-stream multi-object tracking (BoT-SORT, ByteTrack or C-BIoU) from the ``trackers`` package."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
 import supervision as sv
-from trackers import ByteTrackTracker, CBIoUTracker
+from trackers import BoTSORTTracker, ByteTrackTracker, CBIoUTracker
 
 from surveillance_ray.config import TrackingConfig
 from surveillance_ray.messages import Detections, Frame, TrackedFrame, Tracks
@@ -21,12 +21,15 @@ class StreamTracker:
         self._ids: set[int] = set()  # confirmed ids of the current session (ids restart after a reset)
         self._earlier_sessions = 0
 
-    def _new(self) -> ByteTrackTracker | CBIoUTracker:
+    def _new(self) -> BoTSORTTracker | ByteTrackTracker | CBIoUTracker:
         c = self._config
         common = {"lost_track_buffer": c.lost_track_buffer, "frame_rate": self._frame_rate,
                   "track_activation_threshold": c.track_activation_threshold,
                   "minimum_consecutive_frames": c.minimum_consecutive_frames,
                   "high_conf_det_threshold": c.high_conf_det_threshold}
+        if c.tracker == "botsort":  # association thresholds on IoU x score: its own defaults
+            # a track on a session's first frame waits its minimum_consecutive_frames like any other
+            return BoTSORTTracker(enable_cmc=False, instant_first_frame_activation=False, **common)
         if c.tracker == "cbiou":  # its IoU thresholds apply to the grown boxes: its own defaults
             return CBIoUTracker(**common)
         return ByteTrackTracker(minimum_iou_threshold=c.minimum_iou_threshold, **common)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from surveillance_ray.config import PERSON, CameraConfig, ValidatorConfig
+from surveillance_ray.config import PERSON, CameraConfig, TrackingConfig, ValidatorConfig
 from surveillance_ray.ensemble import FEATURES, EnsembleModel, build
 from surveillance_ray.sequences import Clip
 from surveillance_ray.validate import replay
@@ -111,7 +111,7 @@ def cross_validate(parts: list[Samples], threshold: float, every: int, seed: int
 
 
 def train_validator(clips: list[Clip], out: Path, config: ValidatorConfig | None = None, seed: int = 0,
-                    imgsz: int | None = None) -> dict[str, Any]:
+                    imgsz: int | None = None, tracker: str | None = None) -> dict[str, Any]:
     """Cross-validate, fit on everything, write ``out`` and its model card; returns the card."""
     config = config or ValidatorConfig()
     t0 = time.perf_counter()
@@ -123,6 +123,7 @@ def train_validator(clips: list[Clip], out: Path, config: ValidatorConfig | None
         "model": "scikit-learn CalibratedClassifierCV(sigmoid) over soft voting of RandomForest, "
                  "GradientBoosting and MLP; class 0 = false track",
         "features": list(FEATURES), "fp_threshold": config.fp_threshold, "seed": seed, "imgsz": imgsz,
+        "tracker": tracker or TrackingConfig().tracker,
         "data": {"clips": [{"name": p.name, "source": c.seq.source, "negative": c.seq.negative,
                             "samples": int(len(p.y)), "tracks": len(set(p.tracks)),
                             "false_tracks": len({t for t, lab in zip(p.tracks, p.y) if lab == 0})}
@@ -139,9 +140,10 @@ def train_validator(clips: list[Clip], out: Path, config: ValidatorConfig | None
     return card
 
 
-def clips_from(mot: list[str], negatives: list[str], imgsz: int, refresh: bool) -> list[Clip]:
-    """Labelled clips: MOT-layout folders (img1/ + gt/gt.txt) and people-free clips; none given: the shared
-    assets' labelled sequences and negatives."""
+def clips_from(mot: list[str], negatives: list[str], imgsz: int, refresh: bool,
+               tracker: str | None = None) -> list[Clip]:
+    """Labelled clips: MOT-layout folders (img1/ + gt/gt.txt) and people-free clips, tracked by ``tracker``
+    (default: the default tracker); none given: the shared assets' labelled sequences and negatives."""
     from surveillance_ray.config import assets_dir
     from surveillance_ray.evaluate import load_mot_gt
     from surveillance_ray.sequences import Sequence, labelled_sequences, load_clips, negative_sequences
@@ -162,4 +164,4 @@ def clips_from(mot: list[str], negatives: list[str], imgsz: int, refresh: bool) 
             if not path.exists():
                 raise ValueError(f"--negative {path}: not found")
             seqs.append(Sequence(path.stem, str(path), None))
-    return load_clips(seqs, imgsz, refresh)
+    return load_clips(seqs, imgsz, refresh, tracking=TrackingConfig(tracker=tracker or TrackingConfig().tracker))

@@ -86,7 +86,7 @@ class Validator:
         self.cooldowns = Cooldowns()
         self._scenes: dict[str, CameraScene] = {}
         self._tracks: dict[tuple[str, int, int], TrackHistory] = {}
-        self._lost: dict[str, deque[TrackHistory]] = {}  # ended tracks with an object alert, for stitching
+        self._lost: dict[str, deque[TrackHistory]] = {}  # tracks that ended inside the view, for stitching
         self._present: set[int] = set()  # track ids of the frame being processed
         self._streams: dict[str, StreamCounts] = {}
         self._outbox_events: list[dict[str, Any]] = []
@@ -246,18 +246,22 @@ class Validator:
                 self._raise(state, finding, results, behaviors)
 
     def _continued(self, state: TrackHistory) -> TrackHistory | None:
-        """The alerted track, lost within ``stitch_window_s``, that this new track continues (motion,
-        size and colours agree), if any."""
+        """The alerted track, lost within ``stitch_window_s``, that this new track continues, if any.
+
+        The candidates, alerted or not: the tracks still held by the tracker but missing from this frame, and
+        the confirmed ones that ended within the window, all inside the view; motion, size and colours must
+        agree, the closest in place and colours wins, and only an alerted winner is a stitch (a track
+        continuing a person who never alerted is someone else than the alerted ones nearby)."""
         c = self.config
         if c.stitch_window_s <= 0:
             return None
         live = [s for s in self._tracks.values() if s.stream_id == state.stream_id and s is not state
-                and s.track_id not in self._present]
+                and s.track_id not in self._present and not s.last.at_edge(c.edge_margin_frac)]
         first = state.recent[0]
         looks = state.looks(first=True)
-        best, best_d = None, float("inf")
+        best, best_cost = None, float("inf")
         for old in [*self._lost.get(state.stream_id, ()), *live]:
-            if old.epoch != state.epoch or old.class_name != state.class_name or not old.alert_ids:
+            if old.epoch != state.epoch or old.class_name != state.class_name or old.stitched_to is not None:
                 continue
             gap = state.first_t - old.last_t
             if not -0.5 <= gap <= c.stitch_window_s:
@@ -267,16 +271,23 @@ class Validator:
             d = ((x1 - x0 - vx * max(gap, 0)) ** 2 + (y1 - y0 - vy * max(gap, 0)) ** 2) ** 0.5 / old.last.height
             ratio = max(first.height / old.last.height, old.last.height / first.height)
             old_looks = old.looks(first=False)
-            similar = looks is None or old_looks is None or float(looks @ old_looks) >= c.stitch_similarity
-            if d <= c.stitch_distance and ratio <= c.stitch_size_ratio and similar and d < best_d:
-                best, best_d = old, d
-        return best
+            similarity = float(looks @ old_looks) if looks is not None and old_looks is not None else None
+            if d > c.stitch_distance or ratio > c.stitch_size_ratio or (
+                    similarity is not None and similarity < c.stitch_similarity):
+                continue
+            # place and colours, each as a share of its own limit
+            cost = d / c.stitch_distance + (0.0 if similarity is None else
+                                            (1 - similarity) / max(1e-6, 1 - c.stitch_similarity))
+            if cost < best_cost:
+                best, best_cost = old, cost
+        return best if best is not None and best.alert_ids else None
 
     def _stitch(self, state: TrackHistory, earlier: TrackHistory) -> None:
         state.alert_ids = list(earlier.alert_ids)
         state.alerted |= earlier.alerted
         state.stitched_from = earlier.track_id
-        earlier.alert_ids = []  # one continuation per fragment
+        earlier.alert_ids = []
+        earlier.stitched_to = state.track_id  # one continuation per fragment
         lost = self._lost.get(state.stream_id)
         if lost is not None and earlier in lost:
             lost.remove(earlier)
@@ -375,7 +386,10 @@ class Validator:
             state = self._tracks.pop(key)
             if state.alert_ids and self.store is not None:
                 self.store.track_ended(state.alert_ids, state.last_seen_at)
-            if state.alert_ids and self.config.stitch_window_s > 0 and reason != "stream stopped":
+            # remembered: tracks the rules confirmed (BASIC in confirm_frames observations), ended inside the
+            # view; one lost at the frame's edge left it: nothing continues it
+            if self.config.stitch_window_s > 0 and reason != "stream stopped" and state.confirmed and \
+                    not state.last.at_edge(self.config.edge_margin_frac):
                 lost = self._lost.setdefault(state.stream_id, deque(maxlen=64))
                 lost.append(state)
                 while lost and lost[0].last_t < state.last_t - self.config.stitch_window_s:

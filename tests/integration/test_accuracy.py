@@ -27,7 +27,8 @@ def test_pipeline_loses_nothing_against_ground_truth(ray_session: None, tmp_path
     dets = evaluate(gt, hypotheses_from_track_log(rows, "pets", "detections"), FRAMES)
     tracks = evaluate(gt, hypotheses_from_track_log(rows, "pets", "tracks"), FRAMES)
     assert dets["precision"] >= 0.70 and dets["recall"] >= 0.85
-    assert tracks["precision"] >= 0.70 and tracks["recall"] >= 0.85
+    # BoT-SORT keeps identities (IDF1 0.68, 10 switches; ByteTrack 0.61, 16) for 1.4 points of box recall
+    assert tracks["precision"] >= 0.70 and tracks["recall"] >= 0.84 and tracks["idf1"] >= 0.65
 
     fast = Detector(DetectorConfig(imgsz=640))  # what the pipeline ran, called directly: no Ray
     assert fast.describe()["backend"] == result.summary["run"]["detector"]["backend"] == "openvino-int8"

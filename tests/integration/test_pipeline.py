@@ -1,4 +1,4 @@
-"""The whole distributed path on real video: camera actors → Serve detector → ByteTrack → validator → run dir."""
+"""The whole distributed path on real video: camera actors → Serve detector → tracker → validator → run dir."""
 
 import json
 from pathlib import Path

@@ -25,8 +25,9 @@ def frame(i: int, tracks: list[tuple[int, float, tuple[float, float, float, floa
     n = len(tracks)
     xyxy = np.array([box for _, _, box in tracks], np.float32).reshape(-1, 4)
     conf = np.array([c for _, c, _ in tracks], np.float32)
-    t = Tracks(xyxy, conf, np.full(n, cls, np.int32), np.array([tid for tid, _, _ in tracks], np.int64),
-               None if looks is None else np.repeat(looks[None, :], n, axis=0))
+    if looks is not None and looks.ndim == 1:  # one descriptor for every track
+        looks = np.repeat(looks[None, :], n, axis=0)
+    t = Tracks(xyxy, conf, np.full(n, cls, np.int32), np.array([tid for tid, _, _ in tracks], np.int64), looks)
     return TrackedFrame(stream, i, i, t0 + i / fps, epoch, SHAPE, Detections(xyxy, conf, t.class_id), t,
                         media_time=i / fps, luma=120.0, sharpness=300.0)
 
@@ -229,6 +230,37 @@ def test_not_stitched_when_motion_colours_or_session_disagree(case: str) -> None
               "after a reconnect": {"epoch2": 1}}[case]
     fragments(v, second_id=2, **kwargs)
     assert [a.track_id for a in v.alerts] == [1, 2]
+
+
+def test_a_person_who_left_through_the_edge_is_not_continued_by_one_entering_there() -> None:
+    v = validator()
+    path = walker(512, 100, vx=2.0)  # its box reaches the right edge (x 600) at frame 29
+    for i in range(30):
+        v.process(frame(i, [(1, 0.8, path(i))], looks=RED))
+    for i in range(40, 70):  # 1 s later, same colours, where it was heading: someone coming in
+        v.process(frame(i, [(2, 0.8, (565 - 2 * (i - 40), 100, 595 - 2 * (i - 40), 180))], looks=RED))
+    assert [a.track_id for a in v.alerts] == [1, 2]
+    inside = validator()  # the same, inside the view: the same person again
+    fragments(inside, second_id=2)
+    assert [a.track_id for a in inside.alerts] == [1]
+
+
+def test_the_lost_track_closest_in_place_and_colours_wins_even_when_it_never_alerted() -> None:
+    mixed = (0.75 * RED + np.sqrt(1 - 0.75 ** 2) * BLUE).astype(np.float32)  # 0.75 alike with RED
+    alerted, quiet = walker(100, 100), walker(100, 110)  # two people side by side, 10 px apart
+
+    def alerts(with_quiet: bool) -> list[int]:
+        v = validator()
+        for i in range(30):  # person 3's scores stay too weak to alert, but its track is confirmed
+            people = [(1, 0.8, alerted(i))] + ([(3, 0.36, quiet(i))] if with_quiet else [])
+            v.process(frame(i, people, looks=np.stack([RED, mixed][:len(people)])))
+        assert not with_quiet or v._tracks[("cam", 0, 3)].confirmed
+        for i in range(40, 70):  # both lost; a new track where person 3 was heading, in person 3's colours
+            v.process(frame(i, [(2, 0.8, quiet(i))], looks=mixed))
+        return [a.track_id for a in v.alerts]
+
+    assert alerts(with_quiet=True) == [1, 2]  # it continues person 3, who never alerted: a new alert
+    assert alerts(with_quiet=False) == [1]  # no one closer: taken for person 1 again (0.75 alike, 10 px off)
 
 
 
