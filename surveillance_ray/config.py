@@ -476,6 +476,9 @@ class ValidatorConfig(_Strict):
         "(not at its edge: that one left) may be its continuation (0: never stitch)."))
     stitch_distance: float = Field(2.0, gt=0, le=100, description=(
         "...if it starts within this many box heights of where the lost track was heading,"))
+    stitch_speed: float = Field(1.0, ge=0, le=100, description=(
+        "...plus this many box heights per second of the gap (about a walker's pace: where it could have "
+        "turned and walked meanwhile),"))
     stitch_size_ratio: float = Field(1.6, gt=1, le=100, description="...has a box height within this ratio,")
     stitch_similarity: float = Field(0.7, ge=0, le=1, description=(
         "...and colours this similar (Bhattacharyya coefficient of hue/saturation histograms, 1: the same). "

@@ -76,6 +76,7 @@ class TrackHistory:
     alert_ids: list[str] = field(default_factory=list)  # its alerts (or those of the fragment it continues)
     stitched_from: int | None = None  # the track it continues
     stitched_to: int | None = None  # the track that continues it
+    last_places: tuple[list, list] = field(default_factory=lambda: ([], []))  # last observation: zones, crossings
     opinion: float | None = None  # the second opinion's score, once it came
     opinion_asked_t: float | None = None  # camera clock when it was asked for
     opinion_asked_at: int = 0  # observations then

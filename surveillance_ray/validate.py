@@ -88,6 +88,7 @@ class Validator:
         self._tracks: dict[tuple[str, int, int], TrackHistory] = {}
         self._lost: dict[str, deque[TrackHistory]] = {}  # tracks that ended inside the view, for stitching
         self._present: set[int] = set()  # track ids of the frame being processed
+        self._answered: list[TrackHistory] = []  # second opinions come in, their tracks not yet rechecked
         self._streams: dict[str, StreamCounts] = {}
         self._outbox_events: list[dict[str, Any]] = []
         self._outbox_tracks: list[dict[str, Any]] = []
@@ -107,6 +108,7 @@ class Validator:
     def process(self, frame: TrackedFrame) -> Validated:
         stream = self._streams.setdefault(frame.stream_id, StreamCounts())
         events: list[Event] = []
+        self._recheck_answered(frame.stream_id)
         # values rounded as the track log rounds them, so that a replay sees exactly what the run saw
         media = round(frame.media_time, 4) if frame.media_time >= 0 else frame.captured_at
         if frame.epoch != stream.epoch:
@@ -174,10 +176,24 @@ class Validator:
         """The answer to an ``OpinionRequest`` (from the ingest actor); logged so that a replay sees it."""
         score = round(float(score), 4)
         state = self._tracks.get((stream_id, epoch, track_id))
-        if state is not None:
-            state.opinion = score
         if self.record_tracks:  # logged with the camera's next frame, applied before it on replay
             self._opinions_to_log.setdefault(stream_id, []).append([epoch, track_id, score])
+        if state is None:
+            return
+        if state.opinion is None and state.opinion_asked_t is not None:  # its alert was waiting for this
+            self._answered.append(state)
+        state.opinion = score
+
+    def _recheck_answered(self, stream_id: str) -> None:
+        """Tracks of the camera whose second opinion came since its last frame: the rules again on their
+        last observation, so that an alert does not wait for another sighting (a slow camera, someone
+        leaving). Done on the camera's next frame (or its end): what it raises goes out with that frame,
+        to the camera's own ingest actor, and a replay applies the logged answer at the same point."""
+        waiting = [s for s in self._answered if s.stream_id == stream_id]
+        self._answered = [s for s in self._answered if s.stream_id != stream_id]
+        for state in waiting:
+            scene = self.scene(stream_id)
+            self._alerts(state, scene, self.basic.check(state.last, scene.camera.sensitivity), *state.last_places)
 
     def process_many(self, frames: list[TrackedFrame]) -> list[Validated]:
         """One call per detector request of an ingest actor (frames of several cameras)."""
@@ -191,6 +207,7 @@ class Validator:
         basic = self.basic.check(obs, scene.camera.sensitivity)
         state.add(obs, basic.passed)
         state.update_zones([z.name for z in zones], obs.t)
+        state.last_places = (zones, crossings)
         state.reason = basic.reason
         self._alerts(state, scene, basic, zones, crossings)
         if state.alerted and state.observations % 3 == 0 and not obs.at_edge(self.config.edge_margin_frac):
@@ -272,12 +289,13 @@ class Validator:
             ratio = max(first.height / old.last.height, old.last.height / first.height)
             old_looks = old.looks(first=False)
             similarity = float(looks @ old_looks) if looks is not None and old_looks is not None else None
-            if d > c.stitch_distance or ratio > c.stitch_size_ratio or (
+            reach = c.stitch_distance + c.stitch_speed * max(gap, 0)  # and where it could have walked since
+            if d > reach or ratio > c.stitch_size_ratio or (
                     similarity is not None and similarity < c.stitch_similarity):
                 continue
             # place and colours, each as a share of its own limit
-            cost = d / c.stitch_distance + (0.0 if similarity is None else
-                                            (1 - similarity) / max(1e-6, 1 - c.stitch_similarity))
+            cost = d / reach + (0.0 if similarity is None else
+                                (1 - similarity) / max(1e-6, 1 - c.stitch_similarity))
             if cost < best_cost:
                 best, best_cost = old, cost
         return best if best is not None and best.alert_ids else None
@@ -424,6 +442,7 @@ class Validator:
     # -- control --------------------------------------------------------------------------
     def finish_stream(self, stream_id: str) -> list[Event]:
         """The stream stopped: end its open tracks."""
+        self._recheck_answered(stream_id)
         events = self._end_where(lambda s: s.stream_id == stream_id, "stream stopped")
         self._emit(events)
         return events

@@ -280,6 +280,19 @@ def test_second_opinion_is_asked_once_and_gates_the_alert() -> None:
     assert reason(v, 2) == "MultiModelAgreementRule: second opinion 0.10 < 0.30"
 
 
+def test_an_agreeing_second_opinion_raises_the_alert_without_waiting_for_another_sighting() -> None:
+    v = validator(second_opinion=True, ensemble_model=None)
+    requests = []
+    for i in range(2):  # a camera giving one frame a second: two sightings 1 s apart make the track persistent
+        requests += v.process(frame(i, [(1, 0.8, walker(100, 100)(i))], fps=1.0)).requests
+    assert [r.track_id for r in requests] == [1] and v.alerts == []
+    v.second_opinion("cam", 0, 1, 0.9)
+    v.process(frame(2, [], fps=1.0))  # the camera's next frame: the person is not seen again
+    [alert] = v.alerts
+    assert (alert.track_id, alert.frame_id) == (1, 1)
+    assert alert.rules[-1].reason == "second opinion 0.90 >= 0.25"
+
+
 def test_no_second_opinion_never_holds_an_alert_for_good() -> None:
     v = validator(second_opinion=True, second_opinion_wait_s=1.0)
     for i in range(30):
