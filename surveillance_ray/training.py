@@ -164,4 +164,4 @@ def clips_from(mot: list[str], negatives: list[str], imgsz: int, refresh: bool,
             if not path.exists():
                 raise ValueError(f"--negative {path}: not found")
             seqs.append(Sequence(path.stem, str(path), None))
-    return load_clips(seqs, imgsz, refresh, tracking=TrackingConfig(tracker=tracker or TrackingConfig().tracker))
+    return load_clips(seqs, imgsz, refresh, tracking=TrackingConfig(tracker=tracker) if tracker else None)

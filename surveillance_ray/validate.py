@@ -88,7 +88,7 @@ class Validator:
         self._tracks: dict[tuple[str, int, int], TrackHistory] = {}
         self._lost: dict[str, deque[TrackHistory]] = {}  # tracks that ended inside the view, for stitching
         self._present: set[int] = set()  # track ids of the frame being processed
-        self._answered: list[TrackHistory] = []  # second opinions come in, their tracks not yet rechecked
+        self._answered: dict[str, list[TrackHistory]] = {}  # per camera: second opinions in, tracks not rechecked
         self._streams: dict[str, StreamCounts] = {}
         self._outbox_events: list[dict[str, Any]] = []
         self._outbox_tracks: list[dict[str, Any]] = []
@@ -181,7 +181,7 @@ class Validator:
         if state is None:
             return
         if state.opinion is None and state.opinion_asked_t is not None:  # its alert was waiting for this
-            self._answered.append(state)
+            self._answered.setdefault(stream_id, []).append(state)
         state.opinion = score
 
     def _recheck_answered(self, stream_id: str) -> None:
@@ -189,10 +189,9 @@ class Validator:
         last observation, so that an alert does not wait for another sighting (a slow camera, someone
         leaving). Done on the camera's next frame (or its end): what it raises goes out with that frame,
         to the camera's own ingest actor, and a replay applies the logged answer at the same point."""
-        waiting = [s for s in self._answered if s.stream_id == stream_id]
-        self._answered = [s for s in self._answered if s.stream_id != stream_id]
+        waiting = self._answered.pop(stream_id, ())
+        scene = self.scene(stream_id) if waiting else None
         for state in waiting:
-            scene = self.scene(stream_id)
             self._alerts(state, scene, self.basic.check(state.last, scene.camera.sensitivity), *state.last_places)
 
     def process_many(self, frames: list[TrackedFrame]) -> list[Validated]:
