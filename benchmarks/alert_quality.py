@@ -102,7 +102,7 @@ def frigate(clip: Clip, threshold: float = FRIGATE["threshold"], min_score: floa
 def _alerts(clip: Clip, config: ValidatorConfig, ensemble: EnsembleModel | None = None) -> list[AlertRow]:
     result = replay(clip.rows, config, {PERSON: "person", 2: "car"}, [person_camera(clip)], ensemble,
                     answer=logged_crop_score)
-    return [AlertRow(a.frame_id, clip.alert_labels.get((a.camera, a.epoch, a.track_id)))
+    return [AlertRow(result.raised_at[a.id], clip.alert_labels.get((a.camera, a.epoch, a.track_id)))
             for a in result.alerts if a.status.value == "raised" and a.class_id == PERSON]
 
 

@@ -2,7 +2,8 @@
 
 Each labelled scene's track log (the pipeline's detector, imgsz 640, cached by ``alert_quality``) gives the
 detections of every frame; each tracker of ``tracking.tracker`` re-tracks them through the pipeline's own
-``StreamTracker`` (the frames' media timestamps, the default settings) and is scored against the ground
+``StreamTracker`` (the frames' media timestamps, the default settings; and each by box overlap alone, without
+matching frames far apart by distance) and is scored against the ground
 truth with motmetrics (MOTA, IDF1, identity switches, box precision/recall at IoU 0.5), plus the people
 it reaches (a track following them at IoU >= 0.5 in half its frames: what an alert can credit) and its
 tracks per person reached.
@@ -29,9 +30,9 @@ from surveillance_ray.track import StreamTracker
 SCENES = ("PETS09-S2L1", "PETS09-S3-MF1", "TUD-Campus", "SIwR-c6s1")
 
 
-def retrack(clip: Clip, tracker: str) -> list[dict]:
+def retrack(clip: Clip, tracking: TrackingConfig) -> list[dict]:
     """The clip's logged detections through a fresh tracker: track-log rows with its tracks."""
-    stream = StreamTracker(TrackingConfig(tracker=tracker), frame_rate=clip.fps)
+    stream = StreamTracker(tracking, frame_rate=clip.fps)
     rows = []
     for row in clip.rows:
         d = np.asarray(row["detections"], np.float32).reshape(-1, 6)
@@ -59,8 +60,11 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("YOLO_OFFLINE", "1")
     clips = load_clips([s for s in labelled_sequences(assets()) if s.name in SCENES], args.imgsz)
-    trackers = list(get_args(TrackerName))
-    table = {t: {c.seq.name: scores(c, retrack(c, t)) for c in clips} for t in trackers}
+    # each tracker as configured, and by box overlap alone on every frame (frames far apart not matched by
+    # distance: sparse_after_s 0), which only changes SIwR's one frame a second
+    variants = {t: TrackingConfig(tracker=t) for t in get_args(TrackerName)}
+    variants |= {f"{t}, overlap only": TrackingConfig(tracker=t, sparse_after_s=0) for t in get_args(TrackerName)}
+    table = {name: {c.seq.name: scores(c, retrack(c, cfg)) for c in clips} for name, cfg in variants.items()}
     data = {"imgsz": args.imgsz, "default": TrackingConfig().tracker, "trackers": table,
             "fps": {c.seq.name: c.fps for c in clips}, "machine": machine()}
     name = "trackers" if args.imgsz == 640 else f"trackers_{args.imgsz}"

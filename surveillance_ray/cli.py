@@ -172,12 +172,12 @@ def _api_key(name: str, role: str) -> int:
 def _train(args: argparse.Namespace) -> int:
     from surveillance_ray.training import clips_from, train_validator
 
-    try:
+    try:  # ValueError: a folder that is not labelled footage, or too few real / false tracks in it
         clips = clips_from(args.mot, args.negative, args.imgsz, args.refresh, args.tracker)
+        card = train_validator(clips, Path(args.out), seed=args.seed, imgsz=args.imgsz, tracker=args.tracker)
     except ValueError as exc:
         print(f"train-validator error: {exc}", file=sys.stderr)
         return 2
-    card = train_validator(clips, Path(args.out), seed=args.seed, imgsz=args.imgsz, tracker=args.tracker)
     data = card["data"]
     print(f"trained on {data['samples']} candidate observations ({data['false_samples']} false) of "
           f"{sum(c['tracks'] for c in data['clips'])} tracks from {len(clips)} clips in {card['trained_s']} s")

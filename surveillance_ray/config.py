@@ -377,8 +377,8 @@ class TrackingConfig(_Strict):
     tracker: TrackerName = Field("botsort", description=(
         "botsort: BoT-SORT's association (ByteTrack's two stages, IoU fused with the detection score, a "
         "Kalman state of centre, width and height; camera-motion compensation off: fixed cameras). "
-        "bytetrack: ByteTrack. cbiou: C-BIoU, which grows boxes before matching them: for low-frame-rate "
-        "cameras, where a person moves further than their own width between frames."))
+        "bytetrack: ByteTrack. cbiou: C-BIoU, which grows boxes before matching them. Frames far apart are "
+        "matched by distance whichever it is (sparse_after_s)."))
 
     track_activation_threshold: float = Field(0.5, ge=0.0, le=1.0, description=(
         "Minimum confidence for a detection to start a new track."))
@@ -390,6 +390,14 @@ class TrackingConfig(_Strict):
         "Minimum IoU to associate (bytetrack; botsort and cbiou use their own association thresholds)."))
     high_conf_det_threshold: float = Field(0.5, ge=0.0, le=1.0, description=(
         "Detections above this go to the first association stage."))
+    sparse_after_s: float = Field(0.3, ge=0.0, le=3600, description=(
+        "Frames at least this far apart (camera clock: a camera analysed at about 3 fps or less) are associated "
+        "by the distance between box centres instead of box overlap, which is gone once people move further "
+        "than their own width between frames. 0: always by overlap."))
+    sparse_reach: float = Field(0.5, gt=0.0, le=100, description=(
+        "...a detection may continue a track within this many box heights of where the track is predicted,"))
+    sparse_speed: float = Field(1.5, ge=0.0, le=100, description=(
+        "...plus this many box heights per second between the frames (a brisk walk is about 1)."))
 
 
 def _default_ensemble() -> str | None:
@@ -487,6 +495,12 @@ class ValidatorConfig(_Strict):
     # ADVANCED: ContextualValidationRule, BehaviorAnalysisRule
     timezone: str | None = Field(None, description=(
         "IANA time zone of the schedules (e.g. Europe/Paris); None: the machine's local time."))
+    sparse_frame_gap_s: float = Field(0.3, gt=0, le=3600, description=(
+        "A camera whose frames come further apart than this (analysed at about 3 fps or less) is 'sparse'. Its "
+        "tracks ask for their second opinion as soon as they pass BASIC, so that the answer is in by the next "
+        "frame, when persistence can pass; and they are not stitched: their tracker already joins by distance "
+        "(tracking.sparse_after_s), and colours tell apart too poorly people who walk a few box heights between "
+        "frames (measured at 1 fps: all 4 stitches joined different people)."))
     # lifecycle
     end_after_s: float = Field(2.0, gt=0, le=3600, description="A confirmed track unseen this long has ended.")
     persist_every_s: float = Field(10.0, gt=0, le=86_400, description=(

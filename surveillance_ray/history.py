@@ -80,6 +80,7 @@ class TrackHistory:
     opinion: float | None = None  # the second opinion's score, once it came
     opinion_asked_t: float | None = None  # camera clock when it was asked for
     opinion_asked_at: int = 0  # observations then
+    opinion_early: bool = False  # asked before ADVANCED passed (a sparse camera): a "no" is asked again then
     fp_at: int = -1  # observations when the ensemble last judged it
     fp_probability: float = -1.0
     confirmed: bool = False  # track events: track_started was emitted

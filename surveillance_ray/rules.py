@@ -301,11 +301,19 @@ class MultiModelAgreementRule:
         self.config = config
         self.ask = ask
 
+    def ask_early(self, track: TrackHistory) -> None:
+        """Ask before ADVANCED passes (a sparse camera: the answer is in by its next frame)."""
+        if track.opinion is None and track.opinion_asked_t is None:
+            track.opinion_asked_t, track.opinion_asked_at = track.last_t, track.observations
+            track.opinion_early = True
+            self.ask(track)
+
     def evaluate(self, inp: RuleInput) -> RuleResult:
         track, c = inp.track, self.config
-        if track.opinion is not None and track.opinion < c.second_opinion_min and \
-                track.observations - track.opinion_asked_at >= c.second_opinion_every:
-            track.opinion, track.opinion_asked_t = None, None  # disagreed a while ago: ask again
+        if track.opinion is not None and track.opinion < c.second_opinion_min and (
+                track.opinion_early or track.observations - track.opinion_asked_at >= c.second_opinion_every):
+            # disagreed a while ago, or before the track was persistent: ask again
+            track.opinion, track.opinion_asked_t, track.opinion_early = None, None, False
         if track.opinion is not None:
             passed = track.opinion >= c.second_opinion_min
             return RuleResult(self.name, self.level, passed, track.opinion,

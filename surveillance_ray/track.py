@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import supervision as sv
 from trackers import BoTSORTTracker, ByteTrackTracker, CBIoUTracker
+from trackers.utils.iou import BaseIoU
 
 from surveillance_ray.config import TrackingConfig
 from surveillance_ray.messages import Detections, Frame, TrackedFrame, Tracks
@@ -18,6 +19,8 @@ class StreamTracker:
         self._config = config
         self._frame_rate = frame_rate
         self._tracker = self._new()
+        self._overlap = self._metrics()
+        self._last_timestamp: float | None = None
         self._ids: set[int] = set()  # confirmed ids of the current session (ids restart after a reset)
         self._earlier_sessions = 0
 
@@ -27,11 +30,11 @@ class StreamTracker:
                   "track_activation_threshold": c.track_activation_threshold,
                   "minimum_consecutive_frames": c.minimum_consecutive_frames,
                   "high_conf_det_threshold": c.high_conf_det_threshold}
+        # a track on a session's first frame waits its minimum_consecutive_frames like any other
         if c.tracker == "botsort":  # association thresholds on IoU x score: its own defaults
-            # a track on a session's first frame waits its minimum_consecutive_frames like any other
             return BoTSORTTracker(enable_cmc=False, instant_first_frame_activation=False, **common)
         if c.tracker == "cbiou":  # its IoU thresholds apply to the grown boxes: its own defaults
-            return CBIoUTracker(**common)
+            return CBIoUTracker(instant_first_frame_activation=False, **common)
         return ByteTrackTracker(minimum_iou_threshold=c.minimum_iou_threshold, **common)
 
     def update(self, detections: Detections, timestamp: float, image: np.ndarray | None = None,
@@ -40,6 +43,11 @@ class StreamTracker:
         With ``image`` (the analysed image, ``scale`` x the frame), each track gets its ``appearance``."""
         sv_dets = sv.Detections(xyxy=detections.xyxy.astype(np.float32).reshape(-1, 4),
                                 confidence=detections.confidence, class_id=detections.class_id)
+        gap = None if self._last_timestamp is None else timestamp - self._last_timestamp
+        self._last_timestamp = timestamp
+        c = self._config
+        sparse = c.sparse_after_s > 0 and gap is not None and gap >= c.sparse_after_s
+        self._set_metrics(CentreReach(c.sparse_reach + c.sparse_speed * gap) if sparse else None)
         out = self._tracker.update(sv_dets, timestamp=timestamp)
         if len(out) == 0 or out.tracker_id is None:
             return Tracks.empty()
@@ -51,6 +59,18 @@ class StreamTracker:
         self._ids.update(int(i) for i in tracks.track_id)
         return tracks
 
+    def _metrics(self) -> tuple[BaseIoU, ...]:
+        t = self._tracker
+        return (t.iou_first, t.iou_second) if isinstance(t, CBIoUTracker) else (t.iou,)
+
+    def _set_metrics(self, metric: BaseIoU | None) -> None:
+        """``metric`` for every association stage this frame; None: the tracker's own overlap."""
+        metrics = self._overlap if metric is None else (metric,) * len(self._overlap)
+        if isinstance(self._tracker, CBIoUTracker):
+            self._tracker.iou_first, self._tracker.iou_second = metrics
+        else:
+            self._tracker.iou = metrics[0]
+
     @property
     def tracks_seen(self) -> int:
         """Distinct confirmed tracks over all sessions."""
@@ -61,6 +81,29 @@ class StreamTracker:
         self._earlier_sessions += len(self._ids)
         self._ids = set()
         self._tracker = self._new()
+        self._overlap = self._metrics()
+        self._last_timestamp = None
+
+
+class CentreReach(BaseIoU):
+    """Similarity of boxes by where they are, for frames far apart: 1 at the same centre, falling to 0 at
+    ``reach`` box heights (their mean height); 0 for widths or heights further apart than ``MAX_SIZE_RATIO``
+    (overlap asks the same of shapes; a person half out of the frame is not matched to their whole box)."""
+
+    MAX_SIZE_RATIO = 1.6  # as the validator's max_size_change: a person does not grow more between frames
+
+    def __init__(self, reach: float) -> None:
+        self.reach = reach
+
+    def _compute(self, boxes_1: np.ndarray, boxes_2: np.ndarray) -> np.ndarray:
+        c1 = (boxes_1[:, None, :2] + boxes_1[:, None, 2:]) / 2
+        c2 = (boxes_2[None, :, :2] + boxes_2[None, :, 2:]) / 2
+        size_1 = np.maximum(boxes_1[:, 2:] - boxes_1[:, :2], 1e-6)[:, None, :]  # (N, 1, [w, h])
+        size_2 = np.maximum(boxes_2[:, 2:] - boxes_2[:, :2], 1e-6)[None, :, :]
+        height = (size_1[..., 1] + size_2[..., 1]) / 2
+        similarity = np.clip(1 - np.linalg.norm(c1 - c2, axis=2) / (self.reach * height), 0, 1)
+        similarity[np.maximum(size_1 / size_2, size_2 / size_1).max(axis=2) > self.MAX_SIZE_RATIO] = 0
+        return similarity.astype(np.float32)
 
 
 def track_frame(tracker: StreamTracker, frame: Frame, detections: Detections) -> TrackedFrame:

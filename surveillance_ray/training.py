@@ -60,15 +60,35 @@ def samples(clip: Clip, config: ValidatorConfig | None = None) -> Samples:
     return Samples(clip.seq.name, X, y, keys)
 
 
-def fit(parts: list[Samples], seed: int = 0) -> EnsembleModel:
-    """The ensemble fitted on these clips' samples (calibration folds never split a track)."""
-    from sklearn.model_selection import GroupKFold
+CALIBRATION_FOLDS = 3
 
+
+class TooFewTracks(ValueError):
+    """Not enough real and false tracks among the candidates to fit and calibrate the ensemble."""
+
+
+def fewest_tracks(parts: list[Samples]) -> int:
+    """Tracks of the rarer label (real or false) among these clips' candidates."""
+    labels: dict[tuple[str, tuple], int] = {(p.name, t): int(v) for p in parts for t, v in zip(p.tracks, p.y)}
+    return min(sum(v == label for v in labels.values()) for label in (0, 1))
+
+
+def fit(parts: list[Samples], seed: int = 0) -> EnsembleModel:
+    """The ensemble fitted on these clips' samples. Its calibration folds never split a track and each
+    training fold holds tracks of both labels, so it needs at least 2 of each (3 folds from 3)."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    fewest = fewest_tracks(parts)
+    if fewest < 2:
+        raise TooFewTracks(f"the candidates hold {fewest} track(s) of one label (real or false; a false one "
+                           "matches no gt person): the ensemble needs at least 2 of each. Add labelled footage "
+                           "with false detections (--mot) or people-free footage (--negative)")
     X = np.concatenate([p.X for p in parts])
     y = np.concatenate([p.y for p in parts])
     groups = [f"{p.name}/{t}" for p in parts for t in p.tracks]
     model = build(seed)
-    model.cv = list(GroupKFold(n_splits=3).split(X, y, groups))
+    folds = StratifiedGroupKFold(n_splits=min(CALIBRATION_FOLDS, fewest), shuffle=True, random_state=seed)
+    model.cv = list(folds.split(X, y, groups))
     model.fit(X, y)
     return EnsembleModel(model)
 
@@ -92,8 +112,9 @@ def cross_validate(parts: list[Samples], threshold: float, every: int, seed: int
     metrics: dict[str, dict[str, Any]] = {}
     for held in parts:
         train = [p for p in parts if p is not held]
-        if len(held.y) == 0 or len({int(v) for p in train for v in p.y}) < 2:
-            metrics[held.name] = {"tracks": len(set(held.tracks)), "note": "no candidates or one class to learn"}
+        if len(held.y) == 0 or fewest_tracks(train) < 2:
+            metrics[held.name] = {"tracks": len(set(held.tracks)),
+                                  "note": "no candidates, or under 2 real or false tracks in the others to learn"}
             continue
         model = fit(train, seed)
         decisions = track_decisions(model, held, threshold, every)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import statistics
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -32,7 +33,8 @@ from surveillance_ray.metrics import AlertMetrics
 from surveillance_ray.evidence import EscalationRequest
 from surveillance_ray.messages import (AlertLevel, Event, EventKind, OpinionRequest, SnapshotRequest, TrackedFrame,
                                       Validated)
-from surveillance_ray.rules import ConfidenceThresholdRule, Finding, RuleInput, RuleResult, default_rules
+from surveillance_ray.rules import (ConfidenceThresholdRule, Finding, MultiModelAgreementRule, RuleInput, RuleResult,
+                                    default_rules)
 from surveillance_ray.scene import CameraScene
 
 logger = logging.getLogger(__name__)
@@ -47,6 +49,8 @@ class StreamCounts:
     epoch: int = -1
     clock_offset: float = 0.0  # added to the source's media time: the camera clock never goes back
     t: float = 0.0  # the camera clock at its latest frame
+    gaps: deque[float] = field(default_factory=lambda: deque(maxlen=5))  # between its latest frames
+    sparse: bool = False  # its frames lately come further apart than sparse_frame_gap_s (median of gaps)
     tag: str = ""  # in alert ids after the camera id (the service's session): ids stay unique across restarts
     by_kind: dict[str, int] = field(default_factory=dict)
     started_by_class: dict[str, int] = field(default_factory=dict)
@@ -78,6 +82,7 @@ class Validator:
         self.escalate_level = AlertLevel[escalate_level] if escalate_level else None
         self._opinions_to_log: dict[str, list[list]] = {}
         self.levels = sorted({r.level for r in self.rules})
+        self._agreement = next((r for r in self.rules if isinstance(r, MultiModelAgreementRule)), None)
         self.record_tracks = record_tracks
         self.store = AlertStore(Path(run_dir)) if run_dir is not None else None
         self._metrics = AlertMetrics() if self.store is not None and ray.is_initialized() else None  # not in replays
@@ -111,12 +116,16 @@ class Validator:
         self._recheck_answered(frame.stream_id)
         # values rounded as the track log rounds them, so that a replay sees exactly what the run saw
         media = round(frame.media_time, 4) if frame.media_time >= 0 else frame.captured_at
-        if frame.epoch != stream.epoch:
+        same_session = frame.epoch == stream.epoch
+        if not same_session:
             events += self._end_where(lambda s: s.stream_id == frame.stream_id and s.epoch != frame.epoch,
                                       "source reconnected or looped")
             if stream.epoch != -1:  # a new session (or the camera attached again): its media time restarts
                 stream.clock_offset = stream.t - media + 0.1
             stream.epoch = frame.epoch
+        if same_session:  # the median: one late frame does not make a camera sparse
+            stream.gaps.append(media + stream.clock_offset - stream.t)
+            stream.sparse = statistics.median(stream.gaps) > self.config.sparse_frame_gap_s
         stream.t = media + stream.clock_offset
         scene = self.scene(frame.stream_id)
         seen = scene.observe(frame)
@@ -234,6 +243,8 @@ class Validator:
         results = [basic]
         if not basic.passed:
             return
+        if self._agreement is not None and self._streams[state.stream_id].sparse:
+            self._agreement.ask_early(state)  # answered by the camera's next frame, when persistence can pass
         inp = RuleInput(state, scene, zones, crossings)
         behaviors: tuple[str, ...] = ()
         for level in self.levels:
@@ -269,7 +280,7 @@ class Validator:
         agree, the closest in place and colours wins, and only an alerted winner is a stitch (a track
         continuing a person who never alerted is someone else than the alerted ones nearby)."""
         c = self.config
-        if c.stitch_window_s <= 0:
+        if c.stitch_window_s <= 0 or self._streams[state.stream_id].sparse:
             return None
         live = [s for s in self._tracks.values() if s.stream_id == state.stream_id and s is not state
                 and s.track_id not in self._present and not s.last.at_edge(c.edge_margin_frac)]
@@ -478,6 +489,7 @@ class Replay:
     events: list[dict[str, Any]]
     alerts: list[Alert]
     candidates: list[tuple[tuple[str, int, int], np.ndarray]] = field(default_factory=list)
+    raised_at: dict[str, int] = field(default_factory=dict)  # alert id -> frame (source index) that raised it
 
 
 def replay(rows: Iterable[dict[str, Any]], config: ValidatorConfig, class_names: dict[int, str],
@@ -489,6 +501,8 @@ def replay(rows: Iterable[dict[str, Any]], config: ValidatorConfig, class_names:
     requests of logs that hold none, at once (e.g. ``sequences.logged_crop_score``)."""
     validator = Validator(config, class_names, cameras, keep_alerts=True, ensemble=ensemble, collect=collect)
     streams: list[str] = []
+    raised_at: list[tuple[Alert, int]] = []  # in the order raised
+    last: dict[str, int] = {}
     for row in rows:
         for epoch, track_id, score in row.get("opinions", ()):
             validator.second_opinion(row["stream_id"], epoch, track_id, score)
@@ -499,6 +513,16 @@ def replay(rows: Iterable[dict[str, Any]], config: ValidatorConfig, class_names:
             score = answer(row, request) if answer is not None else None
             if score is not None:
                 validator.second_opinion(request.stream_id, request.epoch, request.track_id, score)
+        last[frame.stream_id] = frame.source_index
+        _note_raised(validator, raised_at, frame.source_index)
     for stream_id in streams:
         validator.finish_stream(stream_id)
-    return Replay(validator.drain()[0], validator.alerts, validator.candidates)
+        _note_raised(validator, raised_at, last[stream_id])
+    return Replay(validator.drain()[0], validator.alerts, validator.candidates,
+                  {alert.id: index for alert, index in raised_at})
+
+
+def _note_raised(validator: Validator, raised_at: list[tuple[Alert, int]], index: int) -> None:
+    """Alerts new since the last call were raised at frame ``index`` (an alert rechecked once its second
+    opinion came is raised at the camera's next frame, after the frame it is about)."""
+    raised_at += [(alert, index) for alert in validator.alerts[len(raised_at):]]

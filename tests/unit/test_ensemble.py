@@ -13,6 +13,7 @@ from surveillance_ray.config import ConfigError, ValidatorConfig, load_settings
 from surveillance_ray.ensemble import (DEFAULT_MODEL, FEATURES, EnsembleError, card_path, load_model,
                                        track_features)
 from surveillance_ray.history import Observation, TrackHistory
+from surveillance_ray.training import Samples, TooFewTracks, cross_validate, fit
 from surveillance_ray.validate import Validator
 
 
@@ -39,8 +40,8 @@ def test_shipped_model_loads_and_scores() -> None:
     card = model.card
     assert card["features"] == list(FEATURES) and card["data"]["false_samples"] > 0
     assert "leave_one_sequence_out" in card and "PETS09-S2L1" in card["leave_one_sequence_out"]
-    steady, weak = model.fp_probability(track_features(track())), model.fp_probability(track_features(track(4, 0.4)))
-    assert 0 <= steady <= 1 and 0 <= weak <= 1 and steady < weak  # a short weak track is more likely false
+    steady, weak = model.fp_probability(track_features(track())), model.fp_probability(track_features(track(12, 0.4)))
+    assert 0 <= steady <= 1 and 0 <= weak <= 1 and steady < weak  # weak scores: more likely false
 
 
 @pytest.fixture
@@ -106,3 +107,26 @@ def test_rule_asks_again_every_n_observations() -> None:
         results.append(rule.evaluate(RuleInput(h, scene)).passed)
         h.add(h.last, True)
     assert calls == [3, 8, 13] and results == [False] * 10 + [True]
+
+
+def samples_of(name: str, real: int, false: int, per_track: int = 6) -> "Samples":
+    """Synthetic candidates: real tracks score high, false ones low (``per_track`` observations each)."""
+    rng = np.random.default_rng(len(name) + real + false)
+    rows, labels, keys = [], [], []
+    for t in range(real + false):
+        label = int(t < real)
+        for _ in range(per_track):
+            rows.append(rng.normal(0.8 if label else 0.3, 0.05, len(FEATURES)))
+            labels.append(label)
+            keys.append((name, 0, t))
+    return Samples(name, np.array(rows), np.array(labels, np.int64), keys)
+
+
+def test_the_ensemble_needs_two_tracks_of_each_label() -> None:
+    with pytest.raises(TooFewTracks, match=r"hold 1 track\(s\) of one label"):  # a clear error, not one of scikit-learn's
+        fit([samples_of("a", real=5, false=1), samples_of("b", real=4, false=0)])
+    # two false tracks, in one clip: two calibration folds, each training on a false track
+    model = fit([samples_of("a", real=5, false=2), samples_of("b", real=4, false=0)])
+    assert model.fp_probability(np.full(len(FEATURES), 0.3)) > model.fp_probability(np.full(len(FEATURES), 0.8))
+    cv = cross_validate([samples_of("a", real=5, false=2), samples_of("b", real=4, false=1)], 0.7, 5)
+    assert "under 2 real or false tracks" in cv["a"]["note"] and cv["b"]["false"] == 1

@@ -264,6 +264,22 @@ def test_the_lost_track_closest_in_place_and_colours_wins_even_when_it_never_ale
 
 
 
+def test_a_sparse_camera_does_not_stitch() -> None:
+    """1 fps: a person unseen for one frame comes back where they were heading, in the same colours. At this
+    rate a new track there is as often someone else (its tracker already joins sightings by distance)."""
+    def alerts(**cfg) -> list[int]:
+        v = validator(**cfg)
+        path = walker(100, 100, vx=20.0)
+        for i in range(6):
+            v.process(frame(i, [(1, 0.8, path(i))], looks=RED, fps=1.0))
+        for i in range(7, 12):
+            v.process(frame(i, [(2, 0.8, path(i))], looks=RED, fps=1.0))
+        return [a.track_id for a in v.alerts]
+
+    assert alerts() == [1, 2]
+    assert alerts(sparse_frame_gap_s=1.5) == [1]  # the same frames taken for a dense camera: stitched
+
+
 def test_second_opinion_is_asked_once_and_gates_the_alert() -> None:
     v = validator(second_opinion=True, second_opinion_min=0.3, second_opinion_wait_s=2.0)
     requests = []
@@ -291,6 +307,26 @@ def test_an_agreeing_second_opinion_raises_the_alert_without_waiting_for_another
     [alert] = v.alerts
     assert (alert.track_id, alert.frame_id) == (1, 1)
     assert alert.rules[-1].reason == "second opinion 0.90 >= 0.25"
+
+
+def test_a_sparse_camera_asks_its_second_opinion_on_the_first_sighting() -> None:
+    """1 fps: asked when the track is first seen, the answer is in by the second sighting, which makes the track
+    persistent: the alert goes out with that frame. An early "no" is asked again once the track is persistent."""
+    def sightings(first: float, second: float | None = None) -> tuple[list[list[int]], list[tuple[int, int]]]:
+        v = validator(second_opinion=True, ensemble_model=None)
+        asked = []
+        for i in range(6):  # the camera's first three frames are empty: its rate is known
+            people = [(1, 0.8, walker(100, 100, vx=20)(i))] if i >= 3 else []
+            asked.append([r.track_id for r in v.process(frame(i, people, fps=1.0)).requests])
+            if asked[-1]:
+                v.second_opinion("cam", 0, 1, first if len([a for a in asked if a]) == 1 else second)
+        return asked, [(a.track_id, a.frame_id) for a in v.alerts]
+
+    assert sightings(0.9) == ([[], [], [], [1], [], []], [(1, 4)])
+    assert sightings(0.1, 0.9) == ([[], [], [], [1], [1], []], [(1, 4)])  # raised on frame 5, about frame 4
+    dense = validator(second_opinion=True, ensemble_model=None)  # 10 fps: asked once the track is persistent
+    asked = [[r.track_id for r in dense.process(frame(i, [(1, 0.8, walker(100, 100)(i))])).requests] for i in range(4)]
+    assert asked == [[], [], [1], []]
 
 
 def test_no_second_opinion_never_holds_an_alert_for_good() -> None:

@@ -2,7 +2,7 @@ import numpy as np
 
 from surveillance_ray.config import TrackingConfig
 from surveillance_ray.messages import Detections
-from surveillance_ray.track import StreamTracker
+from surveillance_ray.track import CentreReach, StreamTracker
 
 
 def dets(*boxes: tuple[float, float, float, float], conf: float = 0.9) -> Detections:
@@ -42,13 +42,32 @@ def test_empty_frames() -> None:
     assert len(tracker.update(Detections.empty(), 0.0)) == 0
 
 
-def test_cbiou_follows_a_person_who_moves_almost_a_width_per_frame_where_bytetrack_loses_them() -> None:
-    """A 1 fps camera: the box moves 45 px a frame at 50 px wide (IoU 0.05 between frames)."""
-    def ids(kind: str) -> list[list[int]]:
-        tracker = StreamTracker(TrackingConfig(tracker=kind), frame_rate=1.0)
-        return [tracker.update(dets((100 + 45 * i, 100, 150 + 45 * i, 220)), float(i)).track_id.tolist()
-                for i in range(8)]
+def test_a_one_fps_camera_follows_people_who_move_further_than_their_width_between_frames() -> None:
+    """1 fps: two people 300 px (2.5 heights) apart walk 70 px a frame at 50 px wide (no overlap between frames)."""
+    def ids(kind: str, **cfg) -> list[list[int]]:
+        tracker = StreamTracker(TrackingConfig(tracker=kind, **cfg), frame_rate=1.0)
+        return [tracker.update(dets((100 + 70 * i, 100, 150 + 70 * i, 220), (100 + 70 * i, 400, 150 + 70 * i, 520)),
+                               float(i)).track_id.tolist() for i in range(8)]
 
-    assert ids("bytetrack") == [[]] * 8  # a new unconfirmed track every frame
-    cbiou = ids("cbiou")
-    assert all(frame == cbiou[0] and len(frame) == 1 for frame in cbiou)
+    for kind in ("botsort", "bytetrack", "cbiou"):
+        seen = ids(kind)
+        assert seen[0] == [] and all(frame == seen[1] and len(set(frame)) == 2 for frame in seen[1:]), kind
+    for kind in ("botsort", "bytetrack"):  # by overlap alone: a new unconfirmed track every frame
+        assert ids(kind, sparse_after_s=0.0) == [[]] * 8, kind
+
+
+def test_frames_close_together_are_associated_by_overlap() -> None:
+    """10 fps: the same 70 px jumps are not one person walking (7 box widths a second)."""
+    tracker = StreamTracker(TrackingConfig(), frame_rate=10.0)
+    assert [tracker.update(dets((100 + 70 * i, 100, 150 + 70 * i, 220)), i / 10).track_id.tolist()
+            for i in range(8)] == [[]] * 8
+
+
+def test_centre_reach_similarity() -> None:
+    box = np.array([[100, 100, 150, 220]], np.float32)
+    reach = CentreReach(2.0)  # 240 px for 120-px-tall boxes
+    assert reach.compute(box, box)[0, 0] == 1.0
+    assert reach.compute(box, box + [120, 0, 120, 0])[0, 0] == np.float32(0.5)
+    assert reach.compute(box, box + [300, 0, 300, 0])[0, 0] == 0.0
+    assert reach.compute(box, np.array([[90, 40, 160, 240]], np.float32))[0, 0] == 0.0  # 1.67 x taller
+    assert reach.compute(box, np.array([[100, 100, 125, 220]], np.float32))[0, 0] == 0.0  # half as wide

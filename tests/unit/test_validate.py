@@ -111,6 +111,19 @@ def test_track_log_round_trip_and_replay() -> None:
     assert v.drain() == ([], [])
 
 
+def test_replay_gives_the_frame_each_alert_was_raised_at() -> None:
+    """1 fps: the second opinion on the second sighting comes after that frame; the alert about it goes out
+    with the camera's next frame, and the replay says so (time to alert counts from there)."""
+    cfg = ValidatorConfig(ensemble_model=None)
+    rows = [tracked(i, [(1, 0.9)] if i < 2 else [], dt=1.0).to_log() for i in range(4)]
+    result = replay(rows, cfg, NAMES, answer=lambda row, request: 0.9)
+    [alert] = result.alerts
+    assert (alert.frame_id, result.raised_at[alert.id]) == (1, 2)
+    no_answer = replay(rows, cfg.model_copy(update={"second_opinion": False}), NAMES)
+    [alert] = no_answer.alerts
+    assert (alert.frame_id, no_answer.raised_at[alert.id]) == (1, 1)
+
+
 def test_process_many_is_process_in_order() -> None:
     cfg = ValidatorConfig(confirm_frames=2, confirm_window=2)
     one, many = Validator(cfg, NAMES, record_tracks=True), Validator(cfg, NAMES, record_tracks=True)
