@@ -301,12 +301,14 @@ class MultiModelAgreementRule:
         self.config = config
         self.ask = ask
 
+    def _ask(self, track: TrackHistory, early: bool) -> None:
+        track.opinion_asked_t, track.opinion_asked_at, track.opinion_early = track.last_t, track.observations, early
+        self.ask(track)
+
     def ask_early(self, track: TrackHistory) -> None:
         """Ask before ADVANCED passes (a sparse camera: the answer is in by its next frame)."""
         if track.opinion is None and track.opinion_asked_t is None:
-            track.opinion_asked_t, track.opinion_asked_at = track.last_t, track.observations
-            track.opinion_early = True
-            self.ask(track)
+            self._ask(track, early=True)
 
     def evaluate(self, inp: RuleInput) -> RuleResult:
         track, c = inp.track, self.config
@@ -319,8 +321,7 @@ class MultiModelAgreementRule:
             return RuleResult(self.name, self.level, passed, track.opinion,
                               f"second opinion {track.opinion:.2f} {'>=' if passed else '<'} {c.second_opinion_min:.2f}")
         if track.opinion_asked_t is None:
-            track.opinion_asked_t, track.opinion_asked_at = track.last_t, track.observations
-            self.ask(track)
+            self._ask(track, early=False)
             return RuleResult(self.name, self.level, False, 0.0, "asked for a second opinion")
         waited = track.last_t - track.opinion_asked_t
         if waited >= c.second_opinion_wait_s:

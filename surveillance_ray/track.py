@@ -18,11 +18,16 @@ class StreamTracker:
     def __init__(self, config: TrackingConfig, frame_rate: float) -> None:
         self._config = config
         self._frame_rate = frame_rate
-        self._tracker = self._new()
-        self._overlap = self._metrics()
-        self._last_timestamp: float | None = None
+        self._start()
         self._ids: set[int] = set()  # confirmed ids of the current session (ids restart after a reset)
         self._earlier_sessions = 0
+
+    def _start(self) -> None:
+        """A fresh tracker, with the similarity each of its association stages uses by default (overlap)."""
+        self._tracker = self._new()
+        self._stages = ("iou_first", "iou_second") if isinstance(self._tracker, CBIoUTracker) else ("iou",)
+        self._overlap = tuple(getattr(self._tracker, stage) for stage in self._stages)
+        self._last_timestamp: float | None = None
 
     def _new(self) -> BoTSORTTracker | ByteTrackTracker | CBIoUTracker:
         c = self._config
@@ -59,17 +64,10 @@ class StreamTracker:
         self._ids.update(int(i) for i in tracks.track_id)
         return tracks
 
-    def _metrics(self) -> tuple[BaseIoU, ...]:
-        t = self._tracker
-        return (t.iou_first, t.iou_second) if isinstance(t, CBIoUTracker) else (t.iou,)
-
     def _set_metrics(self, metric: BaseIoU | None) -> None:
         """``metric`` for every association stage this frame; None: the tracker's own overlap."""
-        metrics = self._overlap if metric is None else (metric,) * len(self._overlap)
-        if isinstance(self._tracker, CBIoUTracker):
-            self._tracker.iou_first, self._tracker.iou_second = metrics
-        else:
-            self._tracker.iou = metrics[0]
+        for stage, default in zip(self._stages, self._overlap):
+            setattr(self._tracker, stage, default if metric is None else metric)
 
     @property
     def tracks_seen(self) -> int:
@@ -80,9 +78,7 @@ class StreamTracker:
         """Forget all tracks (after a reconnect or a loop: the scene jumped)."""
         self._earlier_sessions += len(self._ids)
         self._ids = set()
-        self._tracker = self._new()
-        self._overlap = self._metrics()
-        self._last_timestamp = None
+        self._start()
 
 
 class CentreReach(BaseIoU):

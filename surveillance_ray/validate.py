@@ -116,14 +116,13 @@ class Validator:
         self._recheck_answered(frame.stream_id)
         # values rounded as the track log rounds them, so that a replay sees exactly what the run saw
         media = round(frame.media_time, 4) if frame.media_time >= 0 else frame.captured_at
-        same_session = frame.epoch == stream.epoch
-        if not same_session:
+        if frame.epoch != stream.epoch:
             events += self._end_where(lambda s: s.stream_id == frame.stream_id and s.epoch != frame.epoch,
                                       "source reconnected or looped")
             if stream.epoch != -1:  # a new session (or the camera attached again): its media time restarts
                 stream.clock_offset = stream.t - media + 0.1
             stream.epoch = frame.epoch
-        if same_session:  # the median: one late frame does not make a camera sparse
+        else:  # the median: one late frame does not make a camera sparse
             stream.gaps.append(media + stream.clock_offset - stream.t)
             stream.sparse = statistics.median(stream.gaps) > self.config.sparse_frame_gap_s
         stream.t = media + stream.clock_offset
