@@ -398,6 +398,9 @@ class TrackingConfig(_Strict):
         "...a detection may continue a track within this many box heights of where the track is predicted,"))
     sparse_speed: float = Field(1.5, ge=0.0, le=100, description=(
         "...plus this many box heights per second between the frames (a brisk walk is about 1)."))
+    sparse_colour_power: float = Field(4.0, ge=0.0, le=64, description=(
+        "...weighed by the colour similarity of the track's latest box and the detection (hue x saturation, "
+        "0-1) to this power, so that people crossing within reach keep their own tracks. 0: by distance only."))
 
 
 def _default_ensemble() -> str | None:

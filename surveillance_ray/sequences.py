@@ -183,9 +183,10 @@ def load_clips(sequences: list[Sequence], imgsz: int, refresh: bool = False, cac
 
     from surveillance_ray.config import DetectorConfig
     from surveillance_ray.detect import Detector
+    from surveillance_ray.track import TRACKER_REVISION
 
     tracking = tracking or TrackingConfig()
-    settings = hashlib.sha1(tracking.model_dump_json().encode()).hexdigest()[:8]
+    settings = hashlib.sha1(f"{tracking.model_dump_json()} r{TRACKER_REVISION}".encode()).hexdigest()[:8]
     cache = cache or Path(os.environ.get("SURVEILLANCE_CACHE", Path.home() / ".cache" / "surveillance-ray")) / "tracklogs"
     detector, clips = None, []
     for seq in sequences:

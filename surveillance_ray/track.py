@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import cv2
 import numpy as np
 import supervision as sv
@@ -12,8 +14,15 @@ from surveillance_ray.config import TrackingConfig
 from surveillance_ray.messages import Detections, Frame, TrackedFrame, Tracks
 
 
+TRACKER_REVISION = 2  # in track-log cache keys: bumped when tracking changes for the same settings
+
+
 class StreamTracker:
-    """One camera's tracker; passes on confirmed tracks only (``tracker_id != -1``)."""
+    """One camera's tracker; passes on confirmed tracks only (``tracker_id != -1``).
+
+    Frames at least ``sparse_after_s`` apart (a slow camera) are matched by distance weighed by colours, and
+    a track is confirmed at its first sighting: waiting for a second match would cost a whole frame gap,
+    and the validator's persistence rule does that confirming for alerts."""
 
     def __init__(self, config: TrackingConfig, frame_rate: float) -> None:
         self._config = config
@@ -28,6 +37,8 @@ class StreamTracker:
         self._stages = ("iou_first", "iou_second") if isinstance(self._tracker, CBIoUTracker) else ("iou",)
         self._overlap = tuple(getattr(self._tracker, stage) for stage in self._stages)
         self._last_timestamp: float | None = None
+        self._looks: dict[int, np.ndarray] = {}  # track id -> its latest colours (appearance)
+        self._detection_looks: tuple[np.ndarray, np.ndarray] = (np.zeros((0, 4)), np.zeros((0, APPEARANCE_DIM)))
 
     def _new(self) -> BoTSORTTracker | ByteTrackTracker | CBIoUTracker:
         c = self._config
@@ -48,21 +59,61 @@ class StreamTracker:
         With ``image`` (the analysed image, ``scale`` x the frame), each track gets its ``appearance``."""
         sv_dets = sv.Detections(xyxy=detections.xyxy.astype(np.float32).reshape(-1, 4),
                                 confidence=detections.confidence, class_id=detections.class_id)
-        gap = None if self._last_timestamp is None else timestamp - self._last_timestamp
+        # a session's first frame: the camera's own rate says how far apart its frames will be
+        gap = (1.0 / max(self._frame_rate, 1e-6)) if self._last_timestamp is None else timestamp - self._last_timestamp
         self._last_timestamp = timestamp
         c = self._config
-        sparse = c.sparse_after_s > 0 and gap is not None and gap >= c.sparse_after_s
-        self._set_metrics(CentreReach(c.sparse_reach + c.sparse_speed * gap) if sparse else None)
+        sparse = c.sparse_after_s > 0 and gap >= c.sparse_after_s
+        colour = None
+        if sparse and image is not None and c.sparse_colour_power > 0 and len(sv_dets):
+            self._detection_looks = (sv_dets.xyxy.copy(), appearance(image, sv_dets.xyxy * scale))
+            colour = self._colour
+        self._set_metrics(CentreReach(c.sparse_reach + c.sparse_speed * gap, colour, c.sparse_colour_power)
+                          if sparse else None)
         out = self._tracker.update(sv_dets, timestamp=timestamp)
         if len(out) == 0 or out.tracker_id is None:
             return Tracks.empty()
+        if sparse:
+            self._confirm_new(out)
         keep = out.tracker_id != -1
         xyxy = out.xyxy[keep].astype(np.float32)
         tracks = Tracks(xyxy, out.confidence[keep].astype(np.float32), out.class_id[keep].astype(np.int32),
                         out.tracker_id[keep].astype(np.int64),
                         appearance(image, xyxy * scale) if image is not None else None)
         self._ids.update(int(i) for i in tracks.track_id)
+        if tracks.appearance is not None:  # each live track's latest colours, for the next sparse frame
+            alive = {t.tracker_id for t in self._tracker.tracks}
+            self._looks = {i: look for i, look in self._looks.items() if i in alive}
+            self._looks.update(zip(tracks.track_id.tolist(), tracks.appearance))
         return tracks
+
+    def _colour(self, track_boxes: np.ndarray, detection_boxes: np.ndarray) -> np.ndarray:
+        """Colour similarity (Bhattacharyya) of each track's latest colours and each detection's; 1 where a
+        track's are unknown. The tracker hands boxes only: a track is its tracklet's predicted box, a
+        detection its own box, both looked up exactly."""
+        out = np.ones((len(track_boxes), len(detection_boxes)), np.float32)
+        boxes, looks = self._detection_looks
+        columns = [int(np.argmin(np.abs(boxes - b).max(axis=1))) for b in detection_boxes]
+        predicted = [(t.tracker_id, t.get_state_bbox()) for t in self._tracker.tracks]
+        for row, box in enumerate(track_boxes):
+            track_id = next((i for i, p in predicted if np.abs(p - box).max() < 1e-3), -1)
+            look = self._looks.get(int(track_id))
+            if look is not None:
+                out[row] = np.clip(looks[columns] @ look, 0, 1)
+        return out
+
+    def _confirm_new(self, out: sv.Detections) -> None:
+        """The tracks spawned on this frame get their ids now (``out``'s rows too)."""
+        waiting = np.flatnonzero(out.tracker_id == -1)
+        for track in self._tracker.tracks:
+            if track.tracker_id != -1 or not len(waiting):
+                continue
+            same = np.abs(out.xyxy[waiting] - track.get_state_bbox()).max(axis=1) < 0.01
+            if same.any():  # a new track's state is its detection's box
+                row = waiting[np.argmax(same)]
+                track.tracker_id = self._tracker._allocate_tracker_id()  # what the tracker does on a match
+                out.tracker_id[row] = track.tracker_id
+                waiting = waiting[waiting != row]
 
     def _set_metrics(self, metric: BaseIoU | None) -> None:
         """``metric`` for every association stage this frame; None: the tracker's own overlap."""
@@ -84,12 +135,17 @@ class StreamTracker:
 class CentreReach(BaseIoU):
     """Similarity of boxes by where they are, for frames far apart: 1 at the same centre, falling to 0 at
     ``reach`` box heights (their mean height); 0 for widths or heights further apart than ``MAX_SIZE_RATIO``
-    (overlap asks the same of shapes; a person half out of the frame is not matched to their whole box)."""
+    (overlap asks the same of shapes; a person half out of the frame is not matched to their whole box).
+    With ``colour`` (track boxes, detection boxes) → colour similarities, it is weighed by their
+    ``colour_power``-th power: of two people crossing within reach, each keeps their own track."""
 
     MAX_SIZE_RATIO = 1.6  # as the validator's max_size_change: a person does not grow more between frames
 
-    def __init__(self, reach: float) -> None:
+    def __init__(self, reach: float, colour: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+                 colour_power: float = 0.0) -> None:
         self.reach = reach
+        self.colour = colour
+        self.colour_power = colour_power
 
     def _compute(self, boxes_1: np.ndarray, boxes_2: np.ndarray) -> np.ndarray:
         c1 = (boxes_1[:, None, :2] + boxes_1[:, None, 2:]) / 2
@@ -99,6 +155,8 @@ class CentreReach(BaseIoU):
         height = (size_1[..., 1] + size_2[..., 1]) / 2
         similarity = np.clip(1 - np.linalg.norm(c1 - c2, axis=2) / (self.reach * height), 0, 1)
         similarity[np.maximum(size_1 / size_2, size_2 / size_1).max(axis=2) > self.MAX_SIZE_RATIO] = 0
+        if self.colour is not None and len(boxes_1) and len(boxes_2):
+            similarity = similarity * self.colour(boxes_1, boxes_2) ** self.colour_power
         return similarity.astype(np.float32)
 
 
