@@ -39,7 +39,8 @@ def test_save_video_and_report(ray_session: None, tmp_path: Path, pets_video: Pa
         # the annotations are there: the lobby's zone edge (x = 0.6 of the width, yellow) drawn, not on the yard
         edge = [f[20:270, 286:291] for f in frames[-20:]]
         yellow = [np.mean(np.any((e[:, :, 0] < 90) & (e[:, :, 1] > 150) & (e[:, :, 2] > 200), axis=1)) for e in edge]
-        assert (min(yellow) > 0.7) if cam == "lobby" else (max(yellow) < 0.2), (cam, yellow)
+        # (most frames: a person's box drawn over the edge hides it in some)
+        assert (np.median(yellow) > 0.7) if cam == "lobby" else (max(yellow) < 0.2), (cam, yellow)
     alerts = list(read_alerts(run_dir))
     assert alerts and all(snapshot_path(run_dir, a.id).is_file() for a in alerts)
     snap = cv2.imread(str(snapshot_path(run_dir, alerts[0].id)))
