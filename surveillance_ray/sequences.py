@@ -30,6 +30,13 @@ class Sequence:
     source: str  # video file or image-sequence folder
     gt: dict[int, np.ndarray] | None  # frame index -> (N, 5) [id, x1, y1, x2, y2]; None: people-free footage
     frames: int | None = None  # the part the ground truth covers (None: all)
+    step: int = 1  # every step-th frame is analysed (a slow camera's view of the footage)
+    of: str | None = None  # the sequence this one is a slowed copy of
+
+    @property
+    def scene(self) -> str:
+        """The footage: a slowed copy shares its original's (and must be held out with it)."""
+        return self.of or self.name
 
     @property
     def negative(self) -> bool:
@@ -70,6 +77,20 @@ def negative_sequences(assets: Path) -> list[Sequence]:
             if p.is_dir() or p.suffix in (".avi", ".mp4")]
 
 
+def slowed(seq: Sequence, every_s: float = 1.0) -> Sequence:
+    """``seq`` as a camera analysed once every ``every_s`` seconds sees it: every n-th frame, with the
+    ground truth of those frames (people seen only between them are not counted)."""
+    camera = CameraConfig(id="slowed", source=seq.source, realtime=False)
+    source = open_source(camera)
+    source.open()
+    try:
+        step = max(1, round(every_s * source.fps))
+    finally:
+        source.close()
+    gt = None if seq.gt is None else {k: v for k, v in seq.gt.items() if k % step == 0}
+    return Sequence(f"{seq.name}-{1 / every_s:g}fps", seq.source, gt, seq.frames, step, seq.name)
+
+
 def _mot17_persons(path: Path) -> dict[int, np.ndarray]:
     """MOT17 gt: class 1 (pedestrian) with the consider flag set."""
     gt: dict[int, list[list[float]]] = defaultdict(list)
@@ -90,13 +111,16 @@ def track_log(seq: Sequence, detector: Any, tracking: TrackingConfig, imgsz: int
     camera = CameraConfig(id=seq.name[:64], source=seq.source, realtime=False)
     source = open_source(camera)
     source.open()
-    tracker = StreamTracker(tracking, frame_rate=source.fps)
-    rows, index = [], 0
+    tracker = StreamTracker(tracking, frame_rate=source.fps / seq.step)
+    rows, index = [], -1
     try:
-        while seq.frames is None or index < seq.frames:
+        while seq.frames is None or index + 1 < seq.frames:
             got = source.read()
             if got is None:
                 break
+            index += 1
+            if index % seq.step:
+                continue
             image, media_time = got
             t = media_time if media_time is not None else index / source.fps
             frame = make_frame(camera.id, index, index, image, t, t, 0, imgsz)
@@ -109,7 +133,6 @@ def track_log(seq: Sequence, detector: Any, tracking: TrackingConfig, imgsz: int
                     row["crop_scores"][str(int(tid))] = round(agreement(detector.detect([crop], crops=True)[0],
                                                                         local, PERSON), 4)
             rows.append(row)
-            index += 1
     finally:
         source.close()
     return rows, source.fps
@@ -169,7 +192,7 @@ class Clip:
 
     @property
     def hours(self) -> float:
-        return len(self.rows) / self.fps / 3600
+        return len(self.rows) * self.seq.step / self.fps / 3600
 
 
 def load_clips(sequences: list[Sequence], imgsz: int, refresh: bool = False, cache: Path | None = None,
@@ -191,14 +214,15 @@ def load_clips(sequences: list[Sequence], imgsz: int, refresh: bool = False, cac
     detector, clips = None, []
     for seq in sequences:
         path = cache / f"{seq.name}-{imgsz}-{tracking.tracker}-{settings}-v{TRACKLOG_FORMAT}.json"
-        if path.is_file() and not refresh:
-            data = json.loads(path.read_text())
-        else:
+        data = json.loads(path.read_text()) if path.is_file() and not refresh else {}
+        if data.get("source") != seq.source or data.get("step", 1) != seq.step:  # another footage by that name
+            data = {}
+        if not data:
             detector = detector or Detector(DetectorConfig(imgsz=imgsz))
             t0 = time.perf_counter()
             rows, fps = track_log(seq, detector, tracking, imgsz)
             print(f"{seq.name}: {len(rows)} frames tracked in {time.perf_counter() - t0:.1f} s")
-            data = {"rows": rows, "fps": fps, "source": seq.source}
+            data = {"rows": rows, "fps": fps, "source": seq.source, "step": seq.step}
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(data))
         clips.append(Clip(seq, data["rows"], data["fps"], label_tracks(data["rows"], seq),

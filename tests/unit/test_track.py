@@ -56,6 +56,23 @@ def test_a_one_fps_camera_follows_people_who_move_further_than_their_width_betwe
         assert ids(kind, sparse_after_s=0.0) == [[]] * 8, kind
 
 
+def test_a_one_fps_camera_keeps_its_tracks_when_frames_come_a_hair_over_a_second_apart(monkeypatch) -> None:
+    """The tracker drops a track lost for longer than lost_track_buffer (1 s) before matching: a 1-fps
+    camera's frames 1.001 s apart (a clock's jitter) must not lose every track at every frame."""
+    import surveillance_ray.track as track
+
+    def ids(kind: str) -> list[list[int]]:
+        tracker = StreamTracker(TrackingConfig(tracker=kind), frame_rate=1.0)
+        return [tracker.update(dets((100 + 30 * i, 100, 150 + 30 * i, 220), (500 - 30 * i, 400, 550 - 30 * i, 520)),
+                               0.2 + 1.001 * i).track_id.tolist() for i in range(6)]
+
+    for kind in ("botsort", "bytetrack", "cbiou"):
+        seen = ids(kind)
+        assert all(frame == seen[0] and len(set(frame)) == 2 for frame in seen), (kind, seen)
+    monkeypatch.setattr(track, "SLOW_LOST_GAPS", 0.0)  # the tracker's own budget alone
+    assert len({i for frame in ids("botsort") for i in frame}) == 12
+
+
 def test_a_slow_cameras_new_track_is_passed_on_at_its_first_sighting() -> None:
     """1 fps: waiting for a second match would cost a second; the validator's persistence does the confirming."""
     for kind in ("botsort", "bytetrack", "cbiou"):
