@@ -242,8 +242,11 @@ class Validator:
         results = [basic]
         if not basic.passed:
             return
-        if self._agreement is not None and self._streams[state.stream_id].sparse:
-            self._agreement.ask_early(state)  # answered by the camera's next frame, when persistence can pass
+        stream = self._streams[state.stream_id]
+        if self._agreement is not None and (stream.sparse or not stream.gaps):
+            # answered by the camera's next frame, when persistence can pass (at a stream's first frame its
+            # rate is unknown: asked too, a "no" is asked again)
+            self._agreement.ask_early(state)
         inp = RuleInput(state, scene, zones, crossings)
         behaviors: tuple[str, ...] = ()
         for level in self.levels:

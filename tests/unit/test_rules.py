@@ -282,13 +282,13 @@ def test_a_sparse_camera_does_not_stitch() -> None:
 
 def test_second_opinion_is_asked_once_and_gates_the_alert() -> None:
     v = validator(second_opinion=True, second_opinion_min=0.3, second_opinion_wait_s=2.0)
-    requests = []
-    for i in range(5):
+    requests = list(v.process(frame(0, [])).requests)  # the camera's first frame: its rate is known after it
+    for i in range(1, 6):
         requests += v.process(frame(i, [(1, 0.8, walker(100, 100)(i)), (2, 0.8, walker(400, 100)(i))])).requests
     assert sorted(r.track_id for r in requests) == [1, 2] and v.alerts == []  # asked once each, waiting
     v.second_opinion("cam", 0, 1, 0.9)  # agrees
     v.second_opinion("cam", 0, 2, 0.1)  # does not
-    for i in range(5, 10):
+    for i in range(6, 11):
         assert v.process(frame(i, [(1, 0.8, walker(100, 100)(i)), (2, 0.8, walker(400, 100)(i))])).requests == ()
     [alert] = v.alerts
     assert alert.track_id == 1 and alert.rules[-2].rule == "MultiModelAgreementRule"
@@ -325,14 +325,21 @@ def test_a_sparse_camera_asks_its_second_opinion_on_the_first_sighting() -> None
     assert sightings(0.9) == ([[], [], [], [1], [], []], [(1, 4)])
     assert sightings(0.1, 0.9) == ([[], [], [], [1], [1], []], [(1, 4)])  # raised on frame 5, about frame 4
     dense = validator(second_opinion=True, ensemble_model=None)  # 10 fps: asked once the track is persistent
-    asked = [[r.track_id for r in dense.process(frame(i, [(1, 0.8, walker(100, 100)(i))])).requests] for i in range(4)]
-    assert asked == [[], [], [1], []]
+    asked = [[r.track_id for r in dense.process(frame(i, [(1, 0.8, walker(100, 100)(i))] if i else [])).requests]
+             for i in range(5)]
+    assert asked == [[], [], [], [1], []]
+    # a person in the camera's very first frame: its rate is not known yet, so they are asked at once too
+    first = validator(second_opinion=True, ensemble_model=None)
+    assert [r.track_id for r in first.process(frame(0, [(1, 0.8, walker(100, 100)(0))], fps=1.0)).requests] == [1]
+    first.second_opinion("cam", 0, 1, 0.9)
+    first.process(frame(1, [(1, 0.8, walker(100, 100, vx=20)(1))], fps=1.0))
+    assert [(a.track_id, a.frame_id) for a in first.alerts] == [(1, 1)]  # with the second sighting
 
 
 def test_no_second_opinion_never_holds_an_alert_for_good() -> None:
     v = validator(second_opinion=True, second_opinion_wait_s=1.0)
-    for i in range(30):
-        v.process(frame(i, [(1, 0.8, walker(100, 100)(i))]))
+    for i in range(31):
+        v.process(frame(i, [(1, 0.8, walker(100, 100)(i))] if i else []))
     [alert] = v.alerts
     assert alert.rules[-2].reason.startswith("no second opinion within 1.0 s")
     assert 1.0 < alert.time_to_alert_s < 1.5

@@ -112,16 +112,21 @@ def test_track_log_round_trip_and_replay() -> None:
 
 
 def test_replay_gives_the_frame_each_alert_was_raised_at() -> None:
-    """1 fps: the second opinion on the second sighting comes after that frame; the alert about it goes out
-    with the camera's next frame, and the replay says so (time to alert counts from there)."""
+    """A second opinion asked when the track became persistent comes after that frame; the alert it held goes
+    out with the camera's next frame, and the replay says so (time to alert counts from there). At one frame
+    a second it was asked at the first sighting and is in by the second: the alert goes out with that one."""
     cfg = ValidatorConfig(ensemble_model=None)
-    rows = [tracked(i, [(1, 0.9)] if i < 2 else [], dt=1.0).to_log() for i in range(4)]
+    rows = [tracked(i, [(1, 0.9)] if 1 <= i <= 3 else []).to_log() for i in range(5)]  # persistent at frame 3
     result = replay(rows, cfg, NAMES, answer=lambda row, request: 0.9)
     [alert] = result.alerts
-    assert (alert.frame_id, result.raised_at[alert.id]) == (1, 2)
+    assert (alert.frame_id, result.raised_at[alert.id]) == (3, 4)
     no_answer = replay(rows, cfg.model_copy(update={"second_opinion": False}), NAMES)
     [alert] = no_answer.alerts
-    assert (alert.frame_id, no_answer.raised_at[alert.id]) == (1, 1)
+    assert (alert.frame_id, no_answer.raised_at[alert.id]) == (3, 3)
+    slow = [tracked(i, [(1, 0.9)] if i < 2 else [], dt=1.0).to_log() for i in range(4)]
+    result = replay(slow, cfg, NAMES, answer=lambda row, request: 0.9)
+    [alert] = result.alerts
+    assert (alert.frame_id, result.raised_at[alert.id]) == (1, 1)
 
 
 def test_process_many_is_process_in_order() -> None:
