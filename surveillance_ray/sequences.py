@@ -6,6 +6,7 @@ A track is real when it overlaps one ground-truth identity at IoU >= 0.5 in at l
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,13 +113,12 @@ def track_log(seq: Sequence, detector: Any, tracking: TrackingConfig, imgsz: int
     source = open_source(camera)
     source.open()
     tracker = StreamTracker(tracking, frame_rate=source.fps / seq.step)
-    rows, index = [], -1
+    rows = []
     try:
-        while seq.frames is None or index + 1 < seq.frames:
+        for index in range(seq.frames) if seq.frames is not None else itertools.count():
             got = source.read()
             if got is None:
                 break
-            index += 1
             if index % seq.step:
                 continue
             image, media_time = got
