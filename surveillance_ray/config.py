@@ -383,7 +383,9 @@ class TrackingConfig(_Strict):
     track_activation_threshold: float = Field(0.5, ge=0.0, le=1.0, description=(
         "Minimum confidence for a detection to start a new track."))
     lost_track_buffer: int = Field(30, ge=0, le=10_000, description=(
-        "Frames (at 30 fps; scaled to the camera rate) a lost track is kept for re-association."))
+        "Frames (at 30 fps; scaled to the camera rate) a lost track is kept for re-association; at least 1.5 "
+        "of the camera's typical frame gaps (the median of its last 9), so that a slow camera, or one analysed "
+        "below its rate because the pipeline is behind, keeps its tracks."))
     minimum_consecutive_frames: int = Field(2, ge=1, le=1000, description=(
         "Frames a track must be matched before it counts as confirmed and is passed on."))
     minimum_iou_threshold: float = Field(0.1, ge=0.0, le=1.0, description=(

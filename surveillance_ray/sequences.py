@@ -33,6 +33,7 @@ class Sequence:
     frames: int | None = None  # the part the ground truth covers (None: all)
     step: int = 1  # every step-th frame is analysed (a slow camera's view of the footage)
     of: str | None = None  # the sequence this one is a slowed copy of
+    behind: bool = False  # the tracker is told the source's own rate: a camera analysed below it (the pipeline fell behind)
 
     @property
     def scene(self) -> str:
@@ -78,9 +79,10 @@ def negative_sequences(assets: Path) -> list[Sequence]:
             if p.is_dir() or p.suffix in (".avi", ".mp4")]
 
 
-def slowed(seq: Sequence, every_s: float = 1.0) -> Sequence:
+def slowed(seq: Sequence, every_s: float = 1.0, behind: bool = False) -> Sequence:
     """``seq`` as a camera analysed once every ``every_s`` seconds sees it: every n-th frame, with the
-    ground truth of those frames (people seen only between them are not counted)."""
+    ground truth of those frames (people seen only between them are not counted). ``behind``: a camera
+    configured at the footage's own rate that the pipeline analyses only that often (it fell behind)."""
     camera = CameraConfig(id="slowed", source=seq.source, realtime=False)
     source = open_source(camera)
     source.open()
@@ -89,7 +91,8 @@ def slowed(seq: Sequence, every_s: float = 1.0) -> Sequence:
     finally:
         source.close()
     gt = None if seq.gt is None else {k: v for k, v in seq.gt.items() if k % step == 0}
-    return Sequence(f"{seq.name}-{1 / every_s:g}fps", seq.source, gt, seq.frames, step, seq.name)
+    return Sequence(f"{seq.name}-{1 / every_s:g}fps" + ("-behind" if behind else ""), seq.source, gt, seq.frames,
+                    step, seq.name, behind)
 
 
 def _mot17_persons(path: Path) -> dict[int, np.ndarray]:
@@ -112,7 +115,7 @@ def track_log(seq: Sequence, detector: Any, tracking: TrackingConfig, imgsz: int
     camera = CameraConfig(id=seq.name[:64], source=seq.source, realtime=False)
     source = open_source(camera)
     source.open()
-    tracker = StreamTracker(tracking, frame_rate=source.fps / seq.step)
+    tracker = StreamTracker(tracking, frame_rate=source.fps if seq.behind else source.fps / seq.step)
     rows = []
     try:
         for index in range(seq.frames) if seq.frames is not None else itertools.count():
@@ -215,14 +218,14 @@ def load_clips(sequences: list[Sequence], imgsz: int, refresh: bool = False, cac
     for seq in sequences:
         path = cache / f"{seq.name}-{imgsz}-{tracking.tracker}-{settings}-v{TRACKLOG_FORMAT}.json"
         data = json.loads(path.read_text()) if path.is_file() and not refresh else {}
-        if data.get("source") != seq.source or data.get("step", 1) != seq.step:  # another footage by that name
-            data = {}
+        if (data.get("source"), data.get("step", 1), data.get("behind", False)) != (seq.source, seq.step, seq.behind):
+            data = {}  # another footage (or view of it) by that name
         if not data:
             detector = detector or Detector(DetectorConfig(imgsz=imgsz))
             t0 = time.perf_counter()
             rows, fps = track_log(seq, detector, tracking, imgsz)
             print(f"{seq.name}: {len(rows)} frames tracked in {time.perf_counter() - t0:.1f} s")
-            data = {"rows": rows, "fps": fps, "source": seq.source, "step": seq.step}
+            data = {"rows": rows, "fps": fps, "source": seq.source, "step": seq.step, "behind": seq.behind}
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(data))
         clips.append(Clip(seq, data["rows"], data["fps"], label_tracks(data["rows"], seq),

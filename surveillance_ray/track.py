@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import math
+import statistics
+from collections import deque
 from typing import Callable
 
 import cv2
@@ -15,12 +16,14 @@ from surveillance_ray.config import TrackingConfig
 from surveillance_ray.messages import Detections, Frame, TrackedFrame, Tracks
 
 
-TRACKER_REVISION = 3  # in track-log cache keys: bumped when tracking changes for the same settings
-# A lost track is kept at least this many frame gaps (at the camera's analysed rate). With 1 s (30 frames
-# at 30 fps) a 1-fps camera lost every track at each frame a hair over 1 s after the last. Measured at
-# 1 fps: keeping tracks through 1-3 missed frames more lets them take other people's detections
-# (SIwR people alerted 21 -> 19-20, PETS09-S2L1 at 1 fps 9 -> 7-8 of 10).
+TRACKER_REVISION = 4  # in track-log cache keys: bumped when tracking changes for the same settings
+# A lost track is kept at least this many of the camera's typical frame gaps (the median of its last
+# GAPS_KEPT: the rate it is analysed at, which falls below its own when the pipeline is behind). With 1 s
+# (30 frames at 30 fps) a 1-fps camera lost every track at each frame a hair over 1 s after the last.
+# Measured at 1 fps: keeping tracks through 1-3 missed frames more lets them take other people's
+# detections (SIwR people alerted 21 -> 19-20, PETS09-S2L1 at 1 fps 9 -> 7-8 of 10).
 SLOW_LOST_GAPS = 1.5
+GAPS_KEPT = 9
 
 
 class StreamTracker:
@@ -43,15 +46,13 @@ class StreamTracker:
         self._stages = ("iou_first", "iou_second") if isinstance(self._tracker, CBIoUTracker) else ("iou",)
         self._overlap = tuple(getattr(self._tracker, stage) for stage in self._stages)
         self._last_timestamp: float | None = None
+        self._gaps: deque[float] = deque(maxlen=GAPS_KEPT)
         self._looks: dict[int, np.ndarray] = {}  # track id -> its latest colours (appearance)
         self._detection_looks: tuple[np.ndarray, np.ndarray] = (np.zeros((0, 4)), np.zeros((0, APPEARANCE_DIM)))
 
     def _new(self) -> BoTSORTTracker | ByteTrackTracker | CBIoUTracker:
         c = self._config
-        # the tracker keeps a lost track lost_track_buffer / 30 s from its last match, and prunes before
-        # matching: on a slow camera that must outlast a frame gap and its jitter
-        frames_30 = math.ceil(30 * SLOW_LOST_GAPS / self._frame_rate)
-        common = {"lost_track_buffer": max(c.lost_track_buffer, frames_30), "frame_rate": self._frame_rate,
+        common = {"lost_track_buffer": c.lost_track_buffer, "frame_rate": self._frame_rate,
                   "track_activation_threshold": c.track_activation_threshold,
                   "minimum_consecutive_frames": c.minimum_consecutive_frames,
                   "high_conf_det_threshold": c.high_conf_det_threshold}
@@ -70,8 +71,18 @@ class StreamTracker:
                                 confidence=detections.confidence, class_id=detections.class_id)
         # a session's first frame: the camera's own rate says how far apart its frames will be
         gap = (1.0 / max(self._frame_rate, 1e-6)) if self._last_timestamp is None else timestamp - self._last_timestamp
+        if self._last_timestamp is not None and gap > 0:
+            self._gaps.append(gap)
         self._last_timestamp = timestamp
         c = self._config
+        # the tracker keeps a lost track lost_track_buffer / 30 s from its last match, and prunes before
+        # matching: that must outlast a typical frame gap and its jitter, at whatever rate the camera is
+        # analysed (one long stall does not move the median: tracks do not outlive a frozen camera)
+        typical = statistics.median(self._gaps) if self._gaps else 1.0 / max(self._frame_rate, 1e-6)
+        self._tracker.maximum_time_without_update = max(c.lost_track_buffer / 30.0, SLOW_LOST_GAPS * typical)
+        # its motion model steps in analysed frames too (trackers has no setter for its reference rate): a
+        # camera behind its own rate then tracks like one configured at the rate it gets
+        self._tracker._frame_rate = 1.0 / typical
         sparse = c.sparse_after_s > 0 and gap >= c.sparse_after_s
         colour = None
         if sparse and image is not None and c.sparse_colour_power > 0 and len(sv_dets):

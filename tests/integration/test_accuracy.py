@@ -89,3 +89,8 @@ def test_a_slowed_copy_is_what_a_one_frame_a_second_camera_sees(tmp_path: Path, 
     assert min(spans[-2:]) >= 15, spans  # measured: 25 and 23 of 27 frames (before: 11 and 11)
     again = load_clips([seq], 640, cache=tmp_path)[0]  # from the cache, keyed by the footage and step
     assert again.rows == clip.rows
+    # the same frames through a tracker configured at the video's 10 fps (a camera that fell behind)
+    behind = load_clips([slowed(pets, behind=True)], 640, cache=tmp_path)[0]
+    assert behind.seq.name == "PETS09-S2L1-1fps-behind" and behind.rows != clip.rows
+    spans = sorted(len(b) for b in track_boxes(behind.rows).values())
+    assert min(spans[-2:]) >= 15, spans  # measured: 25 and 23 of 27 frames (before: 11 and 9)

@@ -73,6 +73,28 @@ def test_a_one_fps_camera_keeps_its_tracks_when_frames_come_a_hair_over_a_second
     assert len({i for frame in ids("botsort") for i in frame}) == 12
 
 
+def test_a_camera_analysed_below_its_rate_keeps_its_tracks_but_a_stalled_one_does_not() -> None:
+    """A 10-fps camera the pipeline analyses once every 1.2 s (it fell behind) keeps its tracks like a
+    camera configured that slow; one long stall among frames 0.1 s apart still ends them (the budget
+    follows the median of the last gaps, not the last one)."""
+    def walk(kind: str, times: list[float], frame_rate: float) -> list[list[int]]:
+        tracker = StreamTracker(TrackingConfig(tracker=kind), frame_rate=frame_rate)
+        speed = 30 / max(b - a for a, b in zip(times, times[1:]))  # px per second: 30 px per (longest) gap
+        return [tracker.update(dets((100 + speed * t, 100, 150 + speed * t, 220),
+                                    (500 - speed * t, 400, 550 - speed * t, 520)), t).track_id.tolist()
+                for t in times]
+
+    behind = [1.2 * i for i in range(8)]
+    for kind in ("botsort", "bytetrack", "cbiou"):
+        seen = walk(kind, behind, frame_rate=10.0)
+        assert seen[0] == [] and all(f == seen[1] and len(set(f)) == 2 for f in seen[1:]), (kind, seen)
+        assert walk(kind, behind, frame_rate=10.0)[1:] == walk(kind, behind, frame_rate=1 / 1.2)[1:], kind
+        stalled = [0.1 * i for i in range(6)] + [0.5 + 5.0 + 0.1 * i for i in range(6)]  # 5 s frozen
+        seen = walk(kind, stalled, frame_rate=10.0)
+        before, after = {i for f in seen[:6] for i in f}, {i for f in seen[6:] for i in f}
+        assert len(before) == 2 and len(after) == 2 and not before & after, (kind, seen)
+
+
 def test_a_slow_cameras_new_track_is_passed_on_at_its_first_sighting() -> None:
     """1 fps: waiting for a second match would cost a second; the validator's persistence does the confirming."""
     for kind in ("botsort", "bytetrack", "cbiou"):
