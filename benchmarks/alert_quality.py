@@ -285,20 +285,17 @@ def markdown(data: dict[str, Any], labelled: list[Clip], negatives: list[Clip], 
         lines.append(f"| {name} | {p['alerts']} | {p['false']} | {p['precision']} | {p['recall']} | "
                      f"{p['alerts_per_person']} | {q['precision']} / {q['recall']} | {result['negatives_false']} "
                      f"({result['negatives_false_per_camera_hour']}) |")
-    lines += ["", f"Slow cameras, one frame a second, pooled ({', '.join(data['slow_sequences'])}; the "
-              "people-free clips' slowed copies are in the false alerts above):", "",
-              "| method | alerts | false | precision | recall | alerts per real person |", "|---|---|---|---|---|---|"]
-    for name, result in data["methods"].items():
-        p = result["pooled_slow"]
-        lines.append(f"| {name} | {p['alerts']} | {p['false']} | {p['precision']} | {p['recall']} | "
-                     f"{p['alerts_per_person']} |")
-    lines += ["", f"Cameras that fell behind, pooled ({', '.join(data['behind_sequences'])}: the same frames as the "
-              "1-fps copies, each tracker configured at the footage's own rate):", "",
-              "| method | alerts | false | precision | recall | alerts per real person |", "|---|---|---|---|---|---|"]
-    for name, result in data["methods"].items():
-        p = result["pooled_behind"]
-        lines.append(f"| {name} | {p['alerts']} | {p['false']} | {p['precision']} | {p['recall']} | "
-                     f"{p['alerts_per_person']} |")
+    pools = [("pooled_slow", f"Slow cameras, one frame a second, pooled ({', '.join(data['slow_sequences'])}; the "
+              "people-free clips' slowed copies are in the false alerts above):"),
+             ("pooled_behind", f"Cameras that fell behind, pooled ({', '.join(data['behind_sequences'])}: the same "
+              "frames as the 1-fps copies, each tracker configured at the footage's own rate):")]
+    for key, caption in pools:
+        lines += ["", caption, "", "| method | alerts | false | precision | recall | alerts per real person |",
+                  "|---|---|---|---|---|---|"]
+        for name, result in data["methods"].items():
+            p = result[key]
+            lines.append(f"| {name} | {p['alerts']} | {p['false']} | {p['precision']} | {p['recall']} | "
+                         f"{p['alerts_per_person']} |")
     frames = sum(s["frames"] for s in data["sequences"].values())
     lines += ["", f"CPU per frame ({frames} frames, one core, the method alone): "
               + ", ".join(f"{name} {r['cpu_ms_per_frame']} ms" for name, r in data["methods"].items()), "",
