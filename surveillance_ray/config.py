@@ -497,15 +497,22 @@ class ValidatorConfig(_Strict):
         "...and colours this similar (Bhattacharyya coefficient of hue/saturation histograms, 1: the same). "
         "Of the lost tracks that qualify, alerted or not, the closest in place and colours is the one it "
         "continues: the earlier alert when that one alerted."))
+    sparse_stitch_window_s: float = Field(3.0, ge=0, le=600, description=(
+        "On a sparse camera (sparse_frame_gap_s): a new track starting within this long after a track was last "
+        "seen inside the view may be its continuation (0: never stitch there)..."))
+    sparse_stitch_reach: float = Field(1.0, gt=0, le=100, description=(
+        "...if it starts within this many box heights of where the lost track's last two sightings said it "
+        "would be by then (a fixed reach: at one frame a second a reach that grows with the gap takes in "
+        "other people),"))
+    sparse_stitch_similarity: float = Field(0.8, ge=0, le=1, description=(
+        "...and colours this similar (as stitch_similarity)."))
     # ADVANCED: ContextualValidationRule, BehaviorAnalysisRule
     timezone: str | None = Field(None, description=(
         "IANA time zone of the schedules (e.g. Europe/Paris); None: the machine's local time."))
     sparse_frame_gap_s: float = Field(0.3, gt=0, le=3600, description=(
         "A camera whose frames come further apart than this (analysed at about 3 fps or less) is 'sparse'. Its "
         "tracks ask for their second opinion as soon as they pass BASIC, so that the answer is in by the next "
-        "frame, when persistence can pass; and they are not stitched: their tracker already joins by distance "
-        "(tracking.sparse_after_s), and colours tell apart too poorly people who walk a few box heights between "
-        "frames (measured at 1 fps: all 4 stitches joined different people)."))
+        "frame, when persistence can pass; and they are stitched with the sparse_stitch_* settings."))
     # lifecycle
     end_after_s: float = Field(2.0, gt=0, le=3600, description="A confirmed track unseen this long has ended.")
     persist_every_s: float = Field(10.0, gt=0, le=86_400, description=(

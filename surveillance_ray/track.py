@@ -69,8 +69,9 @@ class StreamTracker:
         With ``image`` (the analysed image, ``scale`` x the frame), each track gets its ``appearance``."""
         sv_dets = sv.Detections(xyxy=detections.xyxy.astype(np.float32).reshape(-1, 4),
                                 confidence=detections.confidence, class_id=detections.class_id)
+        nominal = 1.0 / max(self._frame_rate, 1e-6)  # the gap the camera's own rate promises
         # a session's first frame: the camera's own rate says how far apart its frames will be
-        gap = (1.0 / max(self._frame_rate, 1e-6)) if self._last_timestamp is None else timestamp - self._last_timestamp
+        gap = nominal if self._last_timestamp is None else timestamp - self._last_timestamp
         if self._last_timestamp is not None and gap > 0:
             self._gaps.append(gap)
         self._last_timestamp = timestamp
@@ -78,7 +79,7 @@ class StreamTracker:
         # the tracker keeps a lost track lost_track_buffer / 30 s from its last match, and prunes before
         # matching: that must outlast a typical frame gap and its jitter, at whatever rate the camera is
         # analysed (one long stall does not move the median: tracks do not outlive a frozen camera)
-        typical = statistics.median(self._gaps) if self._gaps else 1.0 / max(self._frame_rate, 1e-6)
+        typical = statistics.median(self._gaps) if self._gaps else nominal
         self._tracker.maximum_time_without_update = max(c.lost_track_buffer / 30.0, SLOW_LOST_GAPS * typical)
         # its motion model steps in analysed frames too (trackers has no setter for its reference rate): a
         # camera behind its own rate then tracks like one configured at the rate it gets

@@ -278,11 +278,19 @@ class Validator:
         """The alerted track, lost within ``stitch_window_s``, that this new track continues, if any.
 
         The candidates, alerted or not: the tracks still held by the tracker but missing from this frame, and
-        the confirmed ones that ended within the window, all inside the view; motion, size and colours must
-        agree, the closest in place and colours wins, and only an alerted winner is a stitch (a track
-        continuing a person who never alerted is someone else than the alerted ones nearby)."""
+        the confirmed (or alerted) ones that ended within the window, all inside the view; motion, size and
+        colours must agree, the closest in place and colours wins, and only an alerted winner is a stitch (a
+        track continuing a person who never alerted is someone else than the alerted ones nearby). A sparse
+        camera has its own window, similarity and a fixed reach around the place its last two sightings point
+        to (``sparse_stitch_*``)."""
         c = self.config
-        if c.stitch_window_s <= 0 or self._streams[state.stream_id].sparse:
+        stream = self._streams[state.stream_id]
+        if stream.sparse:  # frames a second apart: heading from the last two sightings, a fixed reach
+            window, min_similarity = c.sparse_stitch_window_s, c.sparse_stitch_similarity
+            span = 1.5 * statistics.median(stream.gaps)
+        else:
+            window, min_similarity, span = c.stitch_window_s, c.stitch_similarity, 1.0
+        if window <= 0:
             return None
         live = [s for s in self._tracks.values() if s.stream_id == state.stream_id and s is not state
                 and s.track_id not in self._present and not s.last.at_edge(c.edge_margin_frac)]
@@ -293,21 +301,22 @@ class Validator:
             if old.epoch != state.epoch or old.class_name != state.class_name or old.stitched_to is not None:
                 continue
             gap = state.first_t - old.last_t
-            if not -0.5 <= gap <= c.stitch_window_s:
+            if not -0.5 <= gap <= window:
                 continue
-            vx, vy = old.velocity()
+            vx, vy = old.velocity(span)
             (x0, y0), (x1, y1) = old.last.centre, first.centre
             d = ((x1 - x0 - vx * max(gap, 0)) ** 2 + (y1 - y0 - vy * max(gap, 0)) ** 2) ** 0.5 / old.last.height
             ratio = max(first.height / old.last.height, old.last.height / first.height)
             old_looks = old.looks(first=False)
             similarity = float(looks @ old_looks) if looks is not None and old_looks is not None else None
-            reach = c.stitch_distance + c.stitch_speed * max(gap, 0)  # and where it could have walked since
+            # and where it could have walked since
+            reach = c.sparse_stitch_reach if stream.sparse else c.stitch_distance + c.stitch_speed * max(gap, 0)
             if d > reach or ratio > c.stitch_size_ratio or (
-                    similarity is not None and similarity < c.stitch_similarity):
+                    similarity is not None and similarity < min_similarity):
                 continue
             # place and colours, each as a share of its own limit
             cost = d / reach + (0.0 if similarity is None else
-                                (1 - similarity) / max(1e-6, 1 - c.stitch_similarity))
+                                (1 - similarity) / max(1e-6, 1 - min_similarity))
             if cost < best_cost:
                 best, best_cost = old, cost
         return best if best is not None and best.alert_ids else None
@@ -416,13 +425,14 @@ class Validator:
             state = self._tracks.pop(key)
             if state.alert_ids and self.store is not None:
                 self.store.track_ended(state.alert_ids, state.last_seen_at)
-            # remembered: tracks the rules confirmed (BASIC in confirm_frames observations), ended inside the
-            # view; one lost at the frame's edge left it: nothing continues it
-            if self.config.stitch_window_s > 0 and reason != "stream stopped" and state.confirmed and \
+            # remembered: tracks the rules confirmed (BASIC in confirm_frames observations) or that alerted (a
+            # slow camera's, seen twice), ended inside the view; one lost at the frame's edge left it
+            window = max(self.config.stitch_window_s, self.config.sparse_stitch_window_s)
+            if window > 0 and reason != "stream stopped" and (state.confirmed or state.alert_ids) and \
                     not state.last.at_edge(self.config.edge_margin_frac):
                 lost = self._lost.setdefault(state.stream_id, deque(maxlen=64))
                 lost.append(state)
-                while lost and lost[0].last_t < state.last_t - self.config.stitch_window_s:
+                while lost and lost[0].last_t < state.last_t - window:
                     lost.popleft()
             if state.confirmed:
                 state.reason = reason

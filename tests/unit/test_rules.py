@@ -264,20 +264,29 @@ def test_the_lost_track_closest_in_place_and_colours_wins_even_when_it_never_ale
 
 
 
-def test_a_sparse_camera_does_not_stitch() -> None:
-    """1 fps: a person unseen for one frame comes back where they were heading, in the same colours. At this
-    rate a new track there is as often someone else (its tracker already joins sightings by distance)."""
-    def alerts(**cfg) -> list[int]:
+def test_a_sparse_camera_stitches_only_where_the_last_two_sightings_point() -> None:
+    """1 fps: a person unseen for one frame comes back where their last two sightings said they would be, in
+    the same colours: one alert. The reach is fixed (1 box height from that place), not grown with the gap as
+    at a dense camera: at one frame a second a reach of 2 + 1 per second takes in people a few steps away."""
+    def alerts(jump: float = 0.0, looks: np.ndarray = RED, gap: int = 1, **cfg) -> list[int]:
         v = validator(**cfg)
-        path = walker(100, 100, vx=20.0)
+        path = walker(100, 100, vx=20.0)  # 80 px tall, 20 px a second
         for i in range(6):
             v.process(frame(i, [(1, 0.8, path(i))], looks=RED, fps=1.0))
-        for i in range(7, 12):
-            v.process(frame(i, [(2, 0.8, path(i))], looks=RED, fps=1.0))
+        for i in range(6 + gap, 11 + gap):
+            x1, y1, x2, y2 = path(i)
+            v.process(frame(i, [(2, 0.8, (x1 + jump, y1, x2 + jump, y2))], looks=looks, fps=1.0))
         return [a.track_id for a in v.alerts]
 
-    assert alerts() == [1, 2]
-    assert alerts(sparse_frame_gap_s=1.5) == [1]  # the same frames taken for a dense camera: stitched
+    assert alerts() == [1]  # back at the predicted place, same colours
+    assert alerts(jump=60.0) == [1]  # 0.75 box heights off: within reach
+    assert alerts(jump=100.0) == [1, 2]  # 1.25 box heights off: someone else
+    assert alerts(looks=BLUE) == [1, 2]  # other colours
+    assert alerts(gap=3) == [1, 2]  # unseen for 3 frames: longer than sparse_stitch_window_s (3 s)
+    assert alerts(gap=3, sparse_stitch_window_s=4.0) == [1]
+    assert alerts(sparse_stitch_window_s=0.0) == [1, 2]  # never stitched
+    # the same frames taken for a dense camera: its own reach (2 heights + 1 a second) takes in 100 px
+    assert alerts(jump=100.0, sparse_frame_gap_s=1.5) == [1]
 
 
 def test_second_opinion_is_asked_once_and_gates_the_alert() -> None:
