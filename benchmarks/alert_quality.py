@@ -275,23 +275,20 @@ def markdown(data: dict[str, Any], labelled: list[Clip], negatives: list[Clip], 
             lines.append(f"| {clip.seq.name} | {name} | {m['alerts']} | {m['false']} | {fmt(m['precision'])} | "
                          f"{fmt(m['recall'])} | {fmt(m['alerts_per_person'])} | {m['false_per_camera_hour']} | "
                          f"{fmt(m['median_time_to_alert_s'])} |")
-    lines += ["", "The whole validator with its stitching settings chosen on the other scenes (leave one scene "
-              "out; the defaults are window 2 s, similarity 0.7):", "",
-              "| held-out scene | chosen similarity / window s | alerts | false | precision | recall | "
-              "alerts per real person |", "|---|---|---|---|---|---|---|"]
-    for scene, m in data["stitching_held_out"].items():
-        s = m["settings"]
-        lines.append(f"| {scene} | {s['stitch_similarity']} / {s['stitch_window_s']} | {m['alerts']} | {m['false']} | "
-                     f"{m['precision']} | {m['recall']} | {m['alerts_per_person']} |")
-    lines += ["", "Slow cameras likewise, with their own stitching settings chosen on the other slow footage (the "
-              "defaults are window 3 s, reach 1 box height from the predicted place, similarity 0.8):", "",
-              "| held-out slow camera | chosen window s / reach / similarity | alerts | false | precision | recall | "
-              "alerts per real person |", "|---|---|---|---|---|---|---|"]
-    for scene, m in data["sparse_stitching_held_out"].items():
-        s = m["settings"]
-        lines.append(f"| {scene} | {s['sparse_stitch_window_s']} / {s['sparse_stitch_reach']} / "
-                     f"{s['sparse_stitch_similarity']} | {m['alerts']} | {m['false']} | {m['precision']} | "
-                     f"{m['recall']} | {m['alerts_per_person']} |")
+    held_out = [("stitching_held_out", ("stitch_similarity", "stitch_window_s"),
+                 "The whole validator with its stitching settings chosen on the other scenes (leave one scene out; "
+                 "the defaults are window 2 s, similarity 0.7):", "held-out scene | chosen similarity / window s"),
+                ("sparse_stitching_held_out", ("sparse_stitch_window_s", "sparse_stitch_reach", "sparse_stitch_similarity"),
+                 "Slow cameras likewise, with their own stitching settings chosen on the other slow footage (the "
+                 "defaults are window 3 s, reach 1 box height from the predicted place, similarity 0.8):",
+                 "held-out slow camera | chosen window s / reach / similarity")]
+    for key, fields, caption, head in held_out:
+        lines += ["", caption, "", f"| {head} | alerts | false | precision | recall | alerts per real person |",
+                  "|---|---|---|---|---|---|---|"]
+        for scene, m in data[key].items():
+            chosen = " / ".join(str(m["settings"][f]) for f in fields)
+            lines.append(f"| {scene} | {chosen} | {m['alerts']} | {m['false']} | {m['precision']} | {m['recall']} | "
+                         f"{m['alerts_per_person']} |")
     lines += ["", f"Pooled over the scenes ({', '.join(data['pooled_sequences'])}); MOT17-mini's seven clips "
               f"(4-8 frames, 0.1-0.5 s each) apart; people-free clips: false alerts only:", "",
               "| method | alerts | false | precision | recall | alerts per real person | MOT17-mini: precision / "

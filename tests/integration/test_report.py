@@ -92,5 +92,6 @@ def test_faces_are_blurred_in_what_is_stored(ray_session: None, tmp_path: Path, 
         heads.append(detail(snap, head) / max(1e-6, detail(raw, head)))
         bodies.append(detail(snap, body) / max(1e-6, detail(raw, body)))
     # PETS faces are a few pixels: the head regions are blurred (the fallback), the bodies are left as they were
-    # (without face_blur the heads' median is ~1.1 like the bodies')
-    assert np.median(heads) < 0.5 and np.median(bodies) > 0.8, (heads, bodies)
+    # (without face_blur the heads' median is ~1.1 like the bodies'; with it 0.48-0.52 on one machine's INT8
+    # export at imgsz 320, lower on another's: which frames raise the alerts moves it)
+    assert np.median(heads) < 0.65 and np.median(bodies) > 0.8, (heads, bodies)

@@ -180,9 +180,13 @@ def test_queue_overflow_drops_the_oldest_and_every_review_reaches_the_validator(
                                      "prompt": "fast.j2"}})
     escalator = Escalator(config, [VLMEndpoint(url=url, model="m")], validator)
 
+    # built first: the five arrive 0.05 s apart, all while the worker holds a0 for 1.5 s (built in the loop, on
+    # a loaded machine, the later ones came after a0's answer and one fewer was dropped)
+    evidence = [_evidence(alert_id=f"a{i}") for i in range(5)]
+
     async def go():
-        for i in range(5):
-            await escalator.submit(_evidence(alert_id=f"a{i}"))
+        for e in evidence:
+            await escalator.submit(e)
             await asyncio.sleep(0.05)
         return await escalator.flush(30)
     assert asyncio.run(go())
