@@ -23,7 +23,7 @@ An alert is true when its track overlaps a gt person at IoU >= 0.5 in at least h
 detection: in its frame); it is credited to the identity it overlaps most. Recall = gt identities with a true alert. Time to alert = from the identity's
 first gt frame to its first true alert. Precision-recall curves sweep each method's threshold.
 
-    python -m benchmarks.alert_quality [--imgsz 640] [--tracker botsort|bytetrack|cbiou]
+    python -m benchmarks.alert_quality [--imgsz 640] [--tracker botsort|bytetrack|cbiou] [--crop-max-enlarge 4]
 """
 
 from __future__ import annotations
@@ -217,13 +217,16 @@ def main() -> None:
     parser.add_argument("--imgsz", type=int, default=640)
     parser.add_argument("--refresh", action="store_true", help="re-run the detector instead of the cached track logs")
     parser.add_argument("--tracker", choices=get_args(TrackerName), default=TrackingConfig().tracker)
+    parser.add_argument("--crop-max-enlarge", type=float, default=None,
+                        help="second-opinion crops padded to be enlarged at most this many times (detector.crop_max_enlarge)")
     args = parser.parse_args()
     os.environ.setdefault("YOLO_OFFLINE", "1")
     global HELD_OUT
     seqs = labelled_sequences(assets()) + negative_sequences(assets())
     seqs += [slowed(s) for s in seqs if s.negative or s.name in SLOWED] + [
         slowed(s, behind=True) for s in seqs if s.name in SLOWED]
-    clips = load_clips(seqs, args.imgsz, args.refresh, tracking=TrackingConfig(tracker=args.tracker))
+    clips = load_clips(seqs, args.imgsz, args.refresh, tracking=TrackingConfig(tracker=args.tracker),
+                       crop_max_enlarge=args.crop_max_enlarge)
     HELD_OUT = HeldOut(clips)
     for clip in clips:  # fitted up front: the timings below are the validator's, not training's
         HELD_OUT.model(clip)
@@ -250,7 +253,7 @@ def main() -> None:
                        "cpu_ms_per_frame": round((time.perf_counter() - t0) * 1000 / sum(len(c.rows) for c in clips), 3)}
     curves = {name: [dict(threshold=t, **pooled([metrics(method(c, t), c) for c in scenes])) for t in SWEEP]
               for name, (method, _default) in METHODS.items()}
-    data = {"imgsz": args.imgsz, "tracker": args.tracker, "sequences": {c.seq.name: {"frames": len(c.rows), "fps": c.fps,
+    data = {"imgsz": args.imgsz, "tracker": args.tracker, "crop_max_enlarge": args.crop_max_enlarge, "sequences": {c.seq.name: {"frames": len(c.rows), "fps": c.fps,
                                                             "identities": len(c.seq.identities),
                                                             "negative": c.seq.negative} for c in clips},
             "methods": table, "curves": curves, "frigate": FRIGATE, "machine": machine(),
@@ -260,12 +263,16 @@ def main() -> None:
     data["slow_sequences"] = [c.seq.name for c in slow]
     data["behind_sequences"] = [c.seq.name for c in behind]
     name = "alert_quality" if args.tracker == TrackingConfig().tracker else f"alert_quality_{args.tracker}"
+    if args.crop_max_enlarge is not None:
+        name += f"_crop{args.crop_max_enlarge:g}"
     save(name, data, markdown(data, labelled, negatives, name))
     plot(curves, table, RESULTS / f"{name}.png")
 
 
 def markdown(data: dict[str, Any], labelled: list[Clip], negatives: list[Clip], stem: str) -> str:
-    lines = [f"# Alert quality, persons (imgsz {data['imgsz']}, tracker {data['tracker']})", "",
+    crops = data.get("crop_max_enlarge")
+    lines = [f"# Alert quality, persons (imgsz {data['imgsz']}, tracker {data['tracker']}"
+             + ("" if crops is None else f", second-opinion crops enlarged at most {crops:g}x") + ")", "",
              "| sequence | method | alerts | false | precision | recall | alerts per real person | "
              "false per camera-hour | median time to alert s |", "|---|---|---|---|---|---|---|---|---|"]
     for clip in labelled + negatives:

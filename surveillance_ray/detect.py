@@ -7,6 +7,7 @@ ultralytics. Detections are those of calling that runtime directly.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 
@@ -15,6 +16,7 @@ import numpy as np
 from surveillance_ray.config import DetectorConfig
 from surveillance_ray.export import ExportError, ResolvedModel, resolve
 from surveillance_ray.messages import Detections
+from surveillance_ray.opinion import pad_crop
 from surveillance_ray.runtimes import OpenVINORuntime, Runtime, UltralyticsRuntime, is_openvino_folder
 
 
@@ -63,7 +65,7 @@ class Detector:
         boxes in each image's pixels. ``crops``: second-opinion crops, counted apart from frames."""
         if crops:
             self.crops += len(images)
-            return [d for image in images for d in self._forward([image])]
+            return [self._crop(image) for image in images]
         out: list[Detections] = []
         step = self.config.max_batch_size
         for start in range(0, len(images), step):
@@ -74,6 +76,15 @@ class Detector:
         if images:
             self._probe_shape = images[0].shape
         return out
+
+    def _crop(self, image: np.ndarray) -> Detections:
+        """One second-opinion crop, padded first when ``crop_max_enlarge`` caps its enlargement."""
+        most = self.config.crop_max_enlarge
+        if most is None:
+            return self._forward([image])[0]
+        padded, (x0, y0) = pad_crop(image, math.ceil(self.config.imgsz / most))
+        d = self._forward([padded])[0]
+        return Detections(d.xyxy - np.array([x0, y0, x0, y0], np.float32), d.confidence, d.class_id)
 
     def _forward(self, images: list[np.ndarray]) -> list[Detections]:
         c = self.config

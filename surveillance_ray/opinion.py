@@ -22,6 +22,19 @@ def crop_around(image: np.ndarray, xyxy: tuple[float, float, float, float]) -> t
     return crop, np.array([x1 - a, y1 - b, x2 - a, y2 - b], np.float32)
 
 
+def pad_crop(crop: np.ndarray, side: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """``crop`` centred on a grey canvas at least ``side`` pixels each way (the detector's letterbox grey), so
+    that it is enlarged less; (canvas, (x, y) of the crop in it)."""
+    h, w = crop.shape[:2]
+    height, width = max(h, side), max(w, side)
+    if (height, width) == (h, w):
+        return crop, (0, 0)
+    x0, y0 = (width - w) // 2, (height - h) // 2
+    canvas = np.full((height, width, 3), 114, np.uint8)
+    canvas[y0:y0 + h, x0:x0 + w] = crop
+    return canvas, (x0, y0)
+
+
 def agreement(dets: Detections, box: np.ndarray, class_id: int) -> float:
     """The best score of a detection of ``class_id`` overlapping ``box`` at IoU >= 0.3 (0: none)."""
     keep = dets.class_id == class_id

@@ -199,9 +199,10 @@ class Clip:
 
 
 def load_clips(sequences: list[Sequence], imgsz: int, refresh: bool = False, cache: Path | None = None,
-               tracking: TrackingConfig | None = None) -> list[Clip]:
-    """Track logs of ``sequences`` (the default detector, ``tracking`` or the default tracker; cached per
-    sequence, imgsz and tracker settings)."""
+               tracking: TrackingConfig | None = None, crop_max_enlarge: float | None = None) -> list[Clip]:
+    """Track logs of ``sequences`` (the default detector, its second-opinion crops padded to
+    ``crop_max_enlarge`` if given; ``tracking`` or the default tracker; cached per sequence, imgsz and
+    those settings)."""
     import hashlib
     import json
     import os
@@ -216,12 +217,13 @@ def load_clips(sequences: list[Sequence], imgsz: int, refresh: bool = False, cac
     cache = cache or Path(os.environ.get("SURVEILLANCE_CACHE", Path.home() / ".cache" / "surveillance-ray")) / "tracklogs"
     detector, clips = None, []
     for seq in sequences:
-        path = cache / f"{seq.name}-{imgsz}-{tracking.tracker}-{settings}-v{TRACKLOG_FORMAT}.json"
+        crops = "" if crop_max_enlarge is None else f"-crop{crop_max_enlarge:g}"
+        path = cache / f"{seq.name}-{imgsz}{crops}-{tracking.tracker}-{settings}-v{TRACKLOG_FORMAT}.json"
         data = json.loads(path.read_text()) if path.is_file() and not refresh else {}
         if (data.get("source"), data.get("step", 1), data.get("behind", False)) != (seq.source, seq.step, seq.behind):
             data = {}  # another footage (or view of it) by that name
         if not data:
-            detector = detector or Detector(DetectorConfig(imgsz=imgsz))
+            detector = detector or Detector(DetectorConfig(imgsz=imgsz, crop_max_enlarge=crop_max_enlarge))
             t0 = time.perf_counter()
             rows, fps = track_log(seq, detector, tracking, imgsz)
             print(f"{seq.name}: {len(rows)} frames tracked in {time.perf_counter() - t0:.1f} s")
