@@ -309,7 +309,7 @@ class Validator:
             ratio = max(first.height / old.last.height, old.last.height / first.height)
             old_looks = old.looks(first=False)
             similarity = float(looks @ old_looks) if looks is not None and old_looks is not None else None
-            # and where it could have walked since
+            # fixed on a sparse camera; else grown by where the person could have walked since
             reach = c.sparse_stitch_reach if stream.sparse else c.stitch_distance + c.stitch_speed * max(gap, 0)
             if d > reach or ratio > c.stitch_size_ratio or (
                     similarity is not None and similarity < min_similarity):
