@@ -285,11 +285,14 @@ class Validator:
         to (``sparse_stitch_*``)."""
         c = self.config
         stream = self._streams[state.stream_id]
-        if stream.sparse:  # frames a second apart: heading from the last two sightings, a fixed reach
+        # the reach: base + per_s x the gap (where the person could have walked since); fixed on a sparse
+        # camera, whose heading comes from its last two sightings
+        if stream.sparse:
             window, min_similarity = c.sparse_stitch_window_s, c.sparse_stitch_similarity
-            span = 1.5 * statistics.median(stream.gaps)
+            span, base, per_s = 1.5 * statistics.median(stream.gaps), c.sparse_stitch_reach, 0.0
         else:
-            window, min_similarity, span = c.stitch_window_s, c.stitch_similarity, 1.0
+            window, min_similarity = c.stitch_window_s, c.stitch_similarity
+            span, base, per_s = 1.0, c.stitch_distance, c.stitch_speed
         if window <= 0:
             return None
         live = [s for s in self._tracks.values() if s.stream_id == state.stream_id and s is not state
@@ -309,8 +312,7 @@ class Validator:
             ratio = max(first.height / old.last.height, old.last.height / first.height)
             old_looks = old.looks(first=False)
             similarity = float(looks @ old_looks) if looks is not None and old_looks is not None else None
-            # fixed on a sparse camera; else grown by where the person could have walked since
-            reach = c.sparse_stitch_reach if stream.sparse else c.stitch_distance + c.stitch_speed * max(gap, 0)
+            reach = base + per_s * max(gap, 0)
             if d > reach or ratio > c.stitch_size_ratio or (
                     similarity is not None and similarity < min_similarity):
                 continue
@@ -421,13 +423,13 @@ class Validator:
     def _end_where(self, predicate: Any, reason: str) -> list[Event]:
         ended = [key for key, s in self._tracks.items() if predicate(s)]
         events = []
+        window = max(self.config.stitch_window_s, self.config.sparse_stitch_window_s)  # of lost tracks kept
         for key in ended:
             state = self._tracks.pop(key)
             if state.alert_ids and self.store is not None:
                 self.store.track_ended(state.alert_ids, state.last_seen_at)
             # remembered: tracks the rules confirmed (BASIC in confirm_frames observations) or that alerted (a
             # slow camera's, seen twice), ended inside the view; one lost at the frame's edge left it
-            window = max(self.config.stitch_window_s, self.config.sparse_stitch_window_s)
             if window > 0 and reason != "stream stopped" and (state.confirmed or state.alert_ids) and \
                     not state.last.at_edge(self.config.edge_margin_frac):
                 lost = self._lost.setdefault(state.stream_id, deque(maxlen=64))
