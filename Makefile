@@ -74,6 +74,7 @@ bench: setup system-deps vlm-env
 	$(BIN)/python -m benchmarks.transport
 	$(BIN)/python -m benchmarks.scaleout
 	$(BIN)/python -m benchmarks.alert_quality
+	$(BIN)/python -m benchmarks.false_alerts
 	$(BIN)/python -m benchmarks.escalation --cameras 12 --duration 60
 	$(BIN)/python -m benchmarks.privacy
 	$(BIN)/python -m benchmarks.api_load --cameras 4 --seconds 45

@@ -21,7 +21,9 @@ Second opinions are answered at once from the crop scores the track log holds fo
 
 An alert is true when its track overlaps a gt person at IoU >= 0.5 in at least half its frames (a raw
 detection: in its frame); it is credited to the identity it overlaps most. Recall = gt identities with a true alert. Time to alert = from the identity's
-first gt frame to its first true alert. Precision-recall curves sweep each method's threshold.
+first gt frame to its first true alert. Precision-recall curves sweep each method's threshold (the whole
+validator's: the person threshold, the ensemble at its default; the ensemble's own threshold is swept apart),
+and the whole validator's is compared with the Frigate-style rule's at every recall either reaches.
 
     python -m benchmarks.alert_quality [--imgsz 640] [--tracker botsort|bytetrack|cbiou] [--crop-max-enlarge 4]
 """
@@ -138,12 +140,22 @@ class HeldOut:
 HELD_OUT: HeldOut | None = None
 
 
-def rules_ensemble(clip: Clip, threshold: float | None = None, **settings: Any) -> list[AlertRow]:
+def rules_ensemble(clip: Clip, threshold: float | None = None, fp_threshold: float | None = None,
+                   **settings: Any) -> list[AlertRow]:
+    """The whole validator: ``threshold`` the person threshold (the curve's sweep, as for the rules alone),
+    ``fp_threshold`` the ensemble's (its own sweep, ``ENSEMBLE_SWEEP``)."""
     assert HELD_OUT is not None
     update: dict[str, Any] = {"ensemble_model": None, **settings}
     if threshold is not None:
-        update["fp_threshold"] = threshold
+        update["class_thresholds"] = {"person": threshold}
+    if fp_threshold is not None:
+        update["fp_threshold"] = fp_threshold
     return _alerts(clip, ValidatorConfig().model_copy(update=update), HELD_OUT.model(clip))
+
+
+# the ensemble's false-positive threshold: its held-out probabilities on the alerts the rules let through are
+# mostly under 0.1, so the sweep goes down to where it starts rejecting
+ENSEMBLE_SWEEP = [0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 0.7, 0.9]
 
 
 # the stitching settings, chosen on the other scenes for each held-out one (stricter first on ties)
@@ -178,8 +190,33 @@ METHODS: dict[str, tuple[Callable[..., list[AlertRow]], float | None]] = {
     "tracks": (tracker_tracks, 0.0),  # swept over the track's mean score
     "Frigate-style (0.5/0.7)": (frigate, FRIGATE["threshold"]),
     "rules": (rules, None),  # swept over the person threshold
-    "rules + ensemble (held out)": (rules_ensemble, None),  # swept over the false-positive threshold
+    "rules + ensemble (held out)": (rules_ensemble, None),  # swept over the person threshold too
 }
+FULL, PEER = "rules + ensemble (held out)", "Frigate-style (0.5/0.7)"
+
+
+def interpolated(points: list[dict[str, Any]], recall: float) -> float | None:
+    """A sweep's precision at ``recall`` or more (the usual interpolation); None past its highest recall."""
+    at = [p["precision"] for p in points if p["precision"] is not None and p["recall"] >= recall - 1e-9]
+    return max(at) if at else None
+
+
+def against(ours: list[dict[str, Any]], peer: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Our interpolated precision against the peer's at every recall either sweep reaches: one row per
+    stretch of recall (``above_recall``, ``to_recall``] where the comparison (above / equal / below / beyond
+    ours: the peer reaches further) holds. Interpolated precision is constant between the recalls the
+    sweeps reach."""
+    recalls = sorted({p["recall"] for p in ours + peer if p["recall"] is not None and p["precision"] is not None})
+    rows: list[dict[str, Any]] = []
+    for low, r in zip([0.0, *recalls], recalls):
+        a, b = interpolated(ours, r), interpolated(peer, r)
+        verdict = ("beyond ours" if a is None else "beyond the peer" if b is None else
+                   "above" if a > b + 1e-9 else "below" if a < b - 1e-9 else "equal")
+        if rows and (rows[-1]["verdict"], rows[-1]["ours"], rows[-1]["peer"]) == (verdict, a, b):
+            rows[-1]["to_recall"] = r
+        else:
+            rows.append({"above_recall": low, "to_recall": r, "ours": a, "peer": b, "verdict": verdict})
+    return rows
 
 
 # -- metrics ------------------------------------------------------------------------------
@@ -258,7 +295,10 @@ def main() -> None:
                                                             "negative": c.seq.negative} for c in clips},
             "methods": table, "curves": curves, "frigate": FRIGATE, "machine": machine(),
             "stitching_held_out": stitching_held_out(scenes),
-            "sparse_stitching_held_out": stitching_held_out(slow, SPARSE_STITCH_GRID)}
+            "sparse_stitching_held_out": stitching_held_out(slow, SPARSE_STITCH_GRID),
+            "ensemble_sweep": [dict(fp_threshold=t, **pooled([metrics(rules_ensemble(c, fp_threshold=t), c)
+                                                              for c in scenes])) for t in ENSEMBLE_SWEEP],
+            "pr_against_frigate": against(curves[FULL], curves[PEER])}
     data["pooled_sequences"] = [c.seq.name for c in scenes]
     data["slow_sequences"] = [c.seq.name for c in slow]
     data["behind_sequences"] = [c.seq.name for c in behind]
@@ -305,6 +345,16 @@ def markdown(data: dict[str, Any], labelled: list[Clip], negatives: list[Clip], 
         lines.append(f"| {name} | {p['alerts']} | {p['false']} | {p['precision']} | {p['recall']} | "
                      f"{p['alerts_per_person']} | {q['precision']} / {q['recall']} | {result['negatives_false']} "
                      f"({result['negatives_false_per_camera_hour']}) |")
+    lines += ["", f"The whole validator's precision-recall sweep (person threshold {SWEEP[0]}-{SWEEP[-1]}) against "
+              "the Frigate-style rule's (its threshold), precision at each recall or more:", "",
+              "| recall above | up to | ours | Frigate-style | |", "|---|---|---|---|---|"]
+    lines += [f"| {r['above_recall']} | {r['to_recall']} | {r['ours']} | {r['peer']} | {r['verdict']} |"
+              for r in data["pr_against_frigate"]]
+    lines += ["", "The whole validator with the ensemble's false-positive threshold swept (the default is 0.7), "
+              "pooled over the scenes:", "", "| false-positive threshold | alerts | false | precision | recall | "
+              "alerts per real person |", "|---|---|---|---|---|---|"]
+    lines += [f"| {p['fp_threshold']} | {p['alerts']} | {p['false']} | {p['precision']} | {p['recall']} | "
+              f"{p['alerts_per_person']} |" for p in data["ensemble_sweep"]]
     pools = [("pooled_slow", f"Slow cameras, one frame a second, pooled ({', '.join(data['slow_sequences'])}; the "
               "people-free clips' slowed copies are in the false alerts above):"),
              ("pooled_behind", f"Cameras that fell behind, pooled ({', '.join(data['behind_sequences'])}: the same "
