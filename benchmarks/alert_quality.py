@@ -43,6 +43,7 @@ import numpy as np
 import supervision as sv
 
 from benchmarks.common import RESULTS, assets, machine, save
+from surveillance_ray.alerts import Alert
 from surveillance_ray.config import PERSON, TrackerName, TrackingConfig, ValidatorConfig
 from surveillance_ray.ensemble import EnsembleModel
 from surveillance_ray.sequences import (Clip, labelled_sequences, load_clips, logged_crop_score, negative_sequences,
@@ -109,18 +110,23 @@ def frigate(clip: Clip, threshold: float = FRIGATE["threshold"], min_score: floa
     return out
 
 
-def _alerts(clip: Clip, config: ValidatorConfig, ensemble: EnsembleModel | None = None) -> list[AlertRow]:
+def raised(clip: Clip, config: ValidatorConfig, ensemble: EnsembleModel | None = None) -> list[tuple[Alert, int]]:
+    """The person alerts a replay of the clip's track log raises, each with the frame that raised it."""
     result = replay(clip.rows, config, {PERSON: "person", 2: "car"}, [person_camera(clip)], ensemble,
                     answer=logged_crop_score)
-    return [AlertRow(result.raised_at[a.id], clip.alert_labels.get((a.camera, a.epoch, a.track_id)))
-            for a in result.alerts if a.status.value == "raised" and a.class_id == PERSON]
+    return [(a, result.raised_at[a.id]) for a in result.alerts if a.status.value == "raised" and a.class_id == PERSON]
+
+
+def _rows(clip: Clip, alerts: list[tuple[Alert, int]]) -> list[AlertRow]:
+    """Raised alerts as the metrics take them: the frame, the identity their track is credited to."""
+    return [AlertRow(frame, clip.alert_labels.get((a.camera, a.epoch, a.track_id))) for a, frame in alerts]
 
 
 def rules(clip: Clip, threshold: float | None = None) -> list[AlertRow]:
     update: dict[str, Any] = {"ensemble_model": None}
     if threshold is not None:
         update["class_thresholds"] = {"person": threshold}
-    return _alerts(clip, ValidatorConfig().model_copy(update=update))
+    return _rows(clip, raised(clip, ValidatorConfig().model_copy(update=update)))
 
 
 class HeldOut:
@@ -140,17 +146,23 @@ class HeldOut:
 HELD_OUT: HeldOut | None = None
 
 
-def rules_ensemble(clip: Clip, threshold: float | None = None, fp_threshold: float | None = None,
-                   **settings: Any) -> list[AlertRow]:
-    """The whole validator: ``threshold`` the person threshold (the curve's sweep, as for the rules alone),
-    ``fp_threshold`` the ensemble's (its own sweep, ``ENSEMBLE_SWEEP``)."""
+def whole_validator(clip: Clip, threshold: float | None = None, fp_threshold: float | None = None,
+                    **settings: Any) -> list[tuple[Alert, int]]:
+    """The whole validator's raised person alerts, the ensemble held out: ``threshold`` the person threshold
+    (the curve's sweep, as for the rules alone), ``fp_threshold`` the ensemble's (its own sweep,
+    ``ENSEMBLE_SWEEP``)."""
     assert HELD_OUT is not None
     update: dict[str, Any] = {"ensemble_model": None, **settings}
     if threshold is not None:
         update["class_thresholds"] = {"person": threshold}
     if fp_threshold is not None:
         update["fp_threshold"] = fp_threshold
-    return _alerts(clip, ValidatorConfig().model_copy(update=update), HELD_OUT.model(clip))
+    return raised(clip, ValidatorConfig().model_copy(update=update), HELD_OUT.model(clip))
+
+
+def rules_ensemble(clip: Clip, threshold: float | None = None, fp_threshold: float | None = None,
+                   **settings: Any) -> list[AlertRow]:
+    return _rows(clip, whole_validator(clip, threshold, fp_threshold, **settings))
 
 
 # the ensemble's false-positive threshold: its held-out probabilities on the alerts the rules let through are

@@ -22,29 +22,27 @@ import supervision as sv
 
 from benchmarks import alert_quality as aq
 from benchmarks.common import RESULTS, assets, machine, save
-from surveillance_ray.config import PERSON, CameraConfig, ValidatorConfig
-from surveillance_ray.sequences import (Clip, labelled_sequences, load_clips, logged_crop_score, negative_sequences,
-                                        track_boxes)
+from surveillance_ray.config import CameraConfig
+from surveillance_ray.sequences import (Clip, TrackKey, labelled_sequences, load_clips, matched_identity,
+                                        negative_sequences, track_boxes)
 from surveillance_ray.sources import open_source
-from surveillance_ray.training import person_camera
-from surveillance_ray.validate import replay
 
 SCENES = ("PETS09-S2L1", "PETS09-S3-MF1", "TUD-Campus", "SIwR-c6s1")
 THUMB = 160  # px, each frame's crop
+GT_BOXES = sv.BoxAnnotator(color=sv.Color(0, 200, 0), thickness=1, color_lookup=sv.ColorLookup.INDEX)
+GT_LABELS = sv.LabelAnnotator(color=sv.Color(0, 200, 0), color_lookup=sv.ColorLookup.INDEX, text_scale=0.35,
+                              text_padding=1)
+TRACK_BOX = sv.BoxAnnotator(color=sv.Color(230, 40, 40), thickness=1, color_lookup=sv.ColorLookup.INDEX)
 
 
-def false_tracks(clip: Clip) -> list[tuple[str, int, int]]:
+def false_tracks(clip: Clip) -> list[TrackKey]:
     """The tracks of the whole validator's false person alerts (the harness's judgement)."""
-    assert aq.HELD_OUT is not None
-    result = replay(clip.rows, ValidatorConfig().model_copy(update={"ensemble_model": None}),
-                    {PERSON: "person", 2: "car"}, [person_camera(clip)], aq.HELD_OUT.model(clip),
-                    answer=logged_crop_score)
-    keys = [(a.camera, a.epoch, a.track_id) for a in result.alerts
-            if a.status.value == "raised" and a.class_id == PERSON]
+    keys = [(a.camera, a.epoch, a.track_id) for a, _frame in aq.whole_validator(clip)]
     return [k for k in keys if clip.alert_labels.get(k) is None]
 
 
 def frames(clip: Clip, wanted: set[int]) -> dict[int, np.ndarray]:
+    """The clip's frames of these indices, read in one pass."""
     source = open_source(CameraConfig(id="audit", source=clip.seq.source, realtime=False))
     source.open()
     out: dict[int, np.ndarray] = {}
@@ -62,33 +60,20 @@ def frames(clip: Clip, wanted: set[int]) -> dict[int, np.ndarray]:
     return out
 
 
-def verdicts(clip: Clip, boxes: dict[int, np.ndarray]) -> dict[int, int | None]:
-    """Per frame of the track: the gt id its box matches at IoU >= 0.5, or None."""
-    out: dict[int, int | None] = {}
-    for frame, box in boxes.items():
-        gt = (clip.seq.gt or {}).get(frame)
-        out[frame] = None
-        if gt is not None and len(gt):
-            ious = sv.box_iou_batch(box[None, :], gt[:, 1:])[0]
-            if ious.max() >= 0.5:
-                out[frame] = int(gt[int(np.argmax(ious)), 0])
-    return out
-
-
 def thumbnail(image: np.ndarray, box: np.ndarray, gt: np.ndarray | None, caption: str) -> np.ndarray:
+    """The track's box (red) and the gt boxes with their ids (green), cropped around the box, captioned."""
+    canvas = image.copy()
+    if gt is not None and len(gt):
+        people = sv.Detections(xyxy=gt[:, 1:].astype(np.float32))
+        canvas = GT_BOXES.annotate(canvas, people)
+        canvas = GT_LABELS.annotate(canvas, people, labels=[str(int(i)) for i in gt[:, 0]])
+    canvas = TRACK_BOX.annotate(canvas, sv.Detections(xyxy=box[None, :].astype(np.float32)))
     x1, y1, x2, y2 = box
     side = max(x2 - x1, y2 - y1) * 2.0  # the box and as much around it
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
     h, w = image.shape[:2]
     a, b = int(max(0, cx - side / 2)), int(min(w, cx + side / 2))
     c, d = int(max(0, cy - side / 2)), int(min(h, cy + side / 2))
-    canvas = image.copy()
-    for row in (gt if gt is not None else []):
-        p = row[1:].astype(int)
-        cv2.rectangle(canvas, (p[0], p[1]), (p[2], p[3]), (0, 200, 0), 1)
-        cv2.putText(canvas, str(int(row[0])), (p[0], max(10, p[1] - 2)), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 200, 0), 1)
-    q = box.astype(int)
-    cv2.rectangle(canvas, (q[0], q[1]), (q[2], q[3]), (0, 0, 255), 1)
     crop = cv2.resize(canvas[c:d, a:b], (THUMB, THUMB))
     strip = np.full((22, THUMB, 3), 255, np.uint8)
     cv2.putText(strip, caption, (3, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
@@ -106,23 +91,25 @@ def main() -> None:
     found: list[dict[str, Any]] = []
     for clip in (c for c in clips if c.seq.name in SCENES):
         tracks = track_boxes(clip.rows)
+        shown: dict[TrackKey, list[int]] = {}
         for key in false_tracks(clip):
+            order = sorted(tracks[key])
+            shown[key] = [order[round(i)] for i in np.linspace(0, len(order) - 1, min(args.frames, len(order)))]
+        images = frames(clip, {f for fs in shown.values() for f in fs})
+        for key, picked in shown.items():
             boxes = tracks[key]
-            judged = verdicts(clip, boxes)
-            order = sorted(boxes)
-            shown = [order[round(i)] for i in np.linspace(0, len(order) - 1, min(args.frames, len(order)))]
-            images = frames(clip, set(shown))
+            judged = {f: matched_identity(clip.seq, f, box) for f, box in boxes.items()}
             labelled = sum(v is not None for v in judged.values())
-            found.append({"sequence": clip.seq.name, "track": key[2], "frames": len(order),
+            found.append({"sequence": clip.seq.name, "track": key[2], "frames": len(boxes),
                           "frames_on_a_gt_person": labelled,
                           "gt_ids": sorted({v for v in judged.values() if v is not None}),
-                          "first_frame": order[0], "last_frame": order[-1]})
+                          "first_frame": min(boxes), "last_frame": max(boxes)})
             thumbs = [thumbnail(images[f], boxes[f], (clip.seq.gt or {}).get(f),
                                 f"{f}: " + ("no gt person" if judged[f] is None else f"gt {judged[f]}"))
-                      for f in shown if f in images]
+                      for f in picked if f in images]
             thumbs += [np.full_like(thumbs[0], 255)] * (args.frames - len(thumbs))
             title = np.full((24, THUMB * args.frames, 3), 255, np.uint8)
-            cv2.putText(title, f"{clip.seq.name} track {key[2]}: on a gt person in {labelled} of {len(order)} frames",
+            cv2.putText(title, f"{clip.seq.name} track {key[2]}: on a gt person in {labelled} of {len(boxes)} frames",
                         (4, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1)
             rows += [title, np.hstack(thumbs)]
     lines = ["# The whole validator's false person alerts, looked at", "",

@@ -156,6 +156,16 @@ def track_boxes(rows: Iterable[dict], class_id: int = 0) -> dict[TrackKey, dict[
     return out
 
 
+def matched_identity(seq: Sequence, frame: int, box: np.ndarray, iou: float = 0.5) -> int | None:
+    """The gt identity ``box`` overlaps most in ``frame`` if at IoU >= ``iou``; None otherwise."""
+    gt = (seq.gt or {}).get(frame)
+    if gt is None or len(gt) == 0:
+        return None
+    ious = sv.box_iou_batch(box[None, :], gt[:, 1:])[0]
+    best = int(np.argmax(ious))
+    return int(gt[best, 0]) if ious[best] >= iou else None
+
+
 def label_tracks(rows: list[dict], seq: Sequence, iou: float = 0.5, min_share: float = 0.5,
                  class_id: int = 0, one_identity: bool = True) -> dict[TrackKey, int | None]:
     """Each track of the class → the gt identity it follows, or None (a false track).
@@ -167,13 +177,9 @@ def label_tracks(rows: list[dict], seq: Sequence, iou: float = 0.5, min_share: f
     for key, boxes in track_boxes(rows, class_id).items():
         votes: Counter[int] = Counter()
         for frame, box in boxes.items():
-            gt = (seq.gt or {}).get(frame)
-            if gt is None or len(gt) == 0:
-                continue
-            ious = sv.box_iou_batch(box[None, :], gt[:, 1:])[0]
-            best = int(np.argmax(ious))
-            if ious[best] >= iou:
-                votes[int(gt[best, 0])] += 1
+            identity = matched_identity(seq, frame, box, iou)
+            if identity is not None:
+                votes[identity] += 1
         if votes:
             identity, n = votes.most_common(1)[0]
             matched = n if one_identity else sum(votes.values())
