@@ -69,7 +69,8 @@ unit: setup
 bench: setup system-deps vlm-env
 	$(BIN)/python -m benchmarks.accuracy --imgsz 640
 	$(BIN)/python -m benchmarks.live --cameras 4 --duration 60 --imgsz 320
-	$(BIN)/python -m benchmarks.cpu_budget --cameras 12
+	$(BIN)/python -m benchmarks.cpu_budget --cameras 24
+	$(BIN)/surveillance-ray capacity --imgsz 320 --out benchmarks/results/capacity_480x360_10fps.json
 	$(BIN)/python -m benchmarks.levers --cameras 16
 	$(BIN)/python -m benchmarks.transport
 	$(BIN)/python -m benchmarks.scaleout
@@ -79,9 +80,13 @@ bench: setup system-deps vlm-env
 	$(BIN)/python -m benchmarks.privacy
 	$(BIN)/python -m benchmarks.api_load --cameras 4 --seconds 45
 
-# The peer load test: N live RTSP cameras, ultralytics' .streams mode vs surveillance-ray run (~40 min).
+# The peer overload sweep: N live RTSP cameras, ultralytics' .streams mode vs surveillance-ray run, on the whole
+# machine and pinned to one core (~45 min); then the alert-quality harness at the rate reached with 24 cameras.
 bench-peers: setup system-deps
-	$(BIN)/python -m benchmarks.peers --cameras 4 8 12 16 --duration 60 --imgsz 320
+	$(BIN)/python -m benchmarks.peers --cameras 4 8 12 16 24 32 --duration 45 --imgsz 320 --tag overload_320
+	$(BIN)/python -m benchmarks.peers --cameras 4 8 12 16 24 32 --duration 45 --imgsz 320 --cpus 0 \
+	    --tag overload_320_1core
+	$(BIN)/python -m benchmarks.alert_quality
 
 # Retrain the shipped false-positive ensemble on the shared assets' labelled footage (~1 min).
 train-validator: setup

@@ -110,11 +110,28 @@ def frigate(clip: Clip, threshold: float = FRIGATE["threshold"], min_score: floa
     return out
 
 
-def raised(clip: Clip, config: ValidatorConfig, ensemble: EnsembleModel | None = None) -> list[tuple[Alert, int]]:
-    """The person alerts a replay of the clip's track log raises, each with the frame that raised it."""
-    result = replay(clip.rows, config, {PERSON: "person", 2: "car"}, [person_camera(clip)], ensemble,
-                    answer=logged_crop_score)
+def raised(clip: Clip, config: ValidatorConfig, ensemble: EnsembleModel | None = None,
+           skip_share: float = 0.0) -> list[tuple[Alert, int]]:
+    """The person alerts a replay of the clip's track log raises, each with the frame that raised it;
+    ``skip_share`` of the second-opinion asks skipped (as the detector's budget skips them under load)."""
+    answer = logged_crop_score if not skip_share else skipping(skip_share)
+    result = replay(clip.rows, config, {PERSON: "person", 2: "car"}, [person_camera(clip)], ensemble, answer=answer)
     return [(a, result.raised_at[a.id]) for a in result.alerts if a.status.value == "raised" and a.class_id == PERSON]
+
+
+def skipping(share: float) -> Callable[[dict, Any], float | str | None]:
+    """Answers from the logged crop scores, but ``share`` of the asks skipped ('budget'), the same ones in every
+    replay (a hash of the camera, frame, track and how many times it was asked)."""
+    import hashlib
+
+    asked: dict[tuple, int] = {}
+
+    def answer(row: dict, request: Any) -> float | str | None:
+        key = (row["stream_id"], row["frame_id"], request.track_id)
+        asked[key] = asked.get(key, 0) + 1
+        draw = hashlib.sha256(repr((*key, asked[key])).encode()).digest()
+        return "budget" if int.from_bytes(draw[:4], "big") / 2**32 < share else logged_crop_score(row, request)
+    return answer
 
 
 def _rows(clip: Clip, alerts: list[tuple[Alert, int]]) -> list[AlertRow]:
@@ -147,7 +164,7 @@ HELD_OUT: HeldOut | None = None
 
 
 def whole_validator(clip: Clip, threshold: float | None = None, fp_threshold: float | None = None,
-                    **settings: Any) -> list[tuple[Alert, int]]:
+                    skip_share: float = 0.0, **settings: Any) -> list[tuple[Alert, int]]:
     """The whole validator's raised person alerts, the ensemble held out: ``threshold`` the person threshold
     (the curve's sweep, as for the rules alone), ``fp_threshold`` the ensemble's (its own sweep,
     ``ENSEMBLE_SWEEP``)."""
@@ -157,7 +174,7 @@ def whole_validator(clip: Clip, threshold: float | None = None, fp_threshold: fl
         update["class_thresholds"] = {"person": threshold}
     if fp_threshold is not None:
         update["fp_threshold"] = fp_threshold
-    return raised(clip, ValidatorConfig().model_copy(update=update), HELD_OUT.model(clip))
+    return raised(clip, ValidatorConfig().model_copy(update=update), HELD_OUT.model(clip), skip_share)
 
 
 def rules_ensemble(clip: Clip, threshold: float | None = None, fp_threshold: float | None = None,
@@ -266,21 +283,31 @@ def main() -> None:
     parser.add_argument("--imgsz", type=int, default=640)
     parser.add_argument("--refresh", action="store_true", help="re-run the detector instead of the cached track logs")
     parser.add_argument("--tracker", choices=get_args(TrackerName), default=TrackingConfig().tracker)
+    parser.add_argument("--reached", type=Path, default=RESULTS / "peers_overload_320.json",
+                        help="a peers sweep's JSON: the scenes are also judged at the rate its project run reached "
+                             "with 24 cameras, with the share of second opinions it skipped")
     parser.add_argument("--crop-max-enlarge", type=float, default=None,
                         help="second-opinion crops padded to be enlarged at most this many times (detector.crop_max_enlarge)")
     args = parser.parse_args()
     os.environ.setdefault("YOLO_OFFLINE", "1")
     global HELD_OUT
     seqs = labelled_sequences(assets()) + negative_sequences(assets())
-    seqs += [slowed(s) for s in seqs if s.negative or s.name in SLOWED] + [
-        slowed(s, behind=True) for s in seqs if s.name in SLOWED]
+    reached = reached_rate(args.reached)
+    base = list(seqs)
+    seqs += [slowed(s) for s in base if s.negative or s.name in SLOWED] + [
+        slowed(s, behind=True) for s in base if s.name in SLOWED]
+    if reached:  # as the cameras of the 24-camera run saw them (SIwR is filmed at 1 fps: slower already)
+        seqs += [slowed(s, 1.0 / reached["fps"], behind=True) for s in base
+                 if (s.negative or s.name in REACHED_SCENES) and s.name != "SIwR-c6s1"]
     clips = load_clips(seqs, args.imgsz, args.refresh, tracking=TrackingConfig(tracker=args.tracker),
                        crop_max_enlarge=args.crop_max_enlarge)
     HELD_OUT = HeldOut(clips)
     for clip in clips:  # fitted up front: the timings below are the validator's, not training's
         HELD_OUT.model(clip)
-    labelled = [c for c in clips if not c.seq.negative]
-    negatives = [c for c in clips if c.seq.negative]
+    at_reached = [c for c in clips if c.seq.behind and not c.seq.name.endswith("-1fps-behind")]
+    clips_judged = [c for c in clips if c not in at_reached]
+    labelled = [c for c in clips_judged if not c.seq.negative]
+    negatives = [c for c in clips_judged if c.seq.negative]
     # MOT17-mini's clips last 0.1-0.5 s: too short for any track to be confirmed and judged; pooled apart
     native = [c for c in labelled if c.seq.of is None]
     scenes = [c for c in native if c.hours * 3600 >= MIN_SCENE_S]
@@ -291,7 +318,7 @@ def main() -> None:
     table: dict[str, dict[str, Any]] = {}
     for name, (method, _default) in METHODS.items():
         t0 = time.perf_counter()
-        per = {c.seq.name: metrics(method(c), c) for c in clips}
+        per = {c.seq.name: metrics(method(c), c) for c in clips_judged}
         table[name] = {"per_sequence": per, "pooled": pooled([per[c.seq.name] for c in scenes]),
                        "pooled_short": pooled([per[c.seq.name] for c in short]),
                        "pooled_slow": pooled([per[c.seq.name] for c in slow]),
@@ -299,12 +326,14 @@ def main() -> None:
                        "negatives_false": sum(per[c.seq.name]["false"] for c in negatives),
                        "negatives_false_per_camera_hour": round(sum(per[c.seq.name]["false"] for c in negatives)
                                                                 / sum(c.hours for c in negatives), 1),
-                       "cpu_ms_per_frame": round((time.perf_counter() - t0) * 1000 / sum(len(c.rows) for c in clips), 3)}
+                       "cpu_ms_per_frame": round((time.perf_counter() - t0) * 1000 / sum(len(c.rows) for c in clips_judged),
+                                                 3)}
     curves = {name: [dict(threshold=t, **pooled([metrics(method(c, t), c) for c in scenes])) for t in SWEEP]
               for name, (method, _default) in METHODS.items()}
     data = {"imgsz": args.imgsz, "tracker": args.tracker, "crop_max_enlarge": args.crop_max_enlarge, "sequences": {c.seq.name: {"frames": len(c.rows), "fps": c.fps,
                                                             "identities": len(c.seq.identities),
-                                                            "negative": c.seq.negative} for c in clips},
+                                                            "negative": c.seq.negative} for c in clips_judged},
+            "at_reached_rate": judged_at_reached(reached, at_reached, clips_judged) if reached else None,
             "methods": table, "curves": curves, "frigate": FRIGATE, "machine": machine(),
             "stitching_held_out": stitching_held_out(scenes),
             "sparse_stitching_held_out": stitching_held_out(slow, SPARSE_STITCH_GRID),
@@ -319,6 +348,48 @@ def main() -> None:
         name += f"_crop{args.crop_max_enlarge:g}"
     save(name, data, markdown(data, labelled, negatives, name))
     plot(curves, table, RESULTS / f"{name}.png")
+
+
+REACHED_SCENES = ("PETS09-S2L1", "PETS09-S3-MF1", "TUD-Campus")
+
+
+def reached_rate(path: Path | None) -> dict[str, Any] | None:
+    """The per-camera rate the project analysed with 24 cameras in a peers sweep, and the share of its second
+    opinions skipped (None: no such sweep)."""
+    if path is None or not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    row = next((r for r in data["rows"] if r["cameras"] == 24 and r["contender"] == "surveillance-ray"
+                and "error" not in r), None)
+    if row is None:
+        return None
+    opinions = row.get("second_opinions") or {}
+    skipped = sum(n for k, n in opinions.items() if k.startswith("skipped:"))
+    return {"fps": row["fps_per_camera"]["mean"], "slowest_fps": row["fps_per_camera"]["min"],
+            "skip_share": round(skipped / opinions["asked"], 3) if opinions.get("asked") else 0.0,
+            "from": path.name, "cpu": data.get("machine", {}).get("cpu")}
+
+
+def judged_at_reached(reached: dict[str, Any], clips: list[Clip], judged: list[Clip]) -> dict[str, Any]:
+    """The whole validator on the scenes as the 24-camera run's cameras saw them: every n-th frame (behind: the
+    tracker configured at the footage's own rate), second opinions all answered, and with the run's share of them
+    skipped; beside each scene's figures at its own rate."""
+    own = {c.seq.name: c for c in judged}
+    out: dict[str, Any] = {"reached": reached, "scenes": {}}
+    for skip in (0.0, reached["skip_share"]):
+        rows, negatives_false = [], 0
+        for clip in clips:
+            m = metrics(_rows(clip, whole_validator(clip, skip_share=skip)), clip)
+            if clip.seq.negative:
+                negatives_false += m["false"]
+                continue
+            rows.append(m)
+            base = metrics(_rows(own[clip.seq.of], whole_validator(own[clip.seq.of])), own[clip.seq.of])
+            out["scenes"].setdefault(clip.seq.name, {"own_rate": base})[f"skip_{skip:g}"] = m
+        own_pool = pooled([out["scenes"][c.seq.name]["own_rate"] for c in clips if not c.seq.negative])
+        out[f"pooled_skip_{skip:g}"] = {**pooled(rows), "negatives_false": negatives_false}
+        out["pooled_own_rate"] = own_pool
+    return out
 
 
 def markdown(data: dict[str, Any], labelled: list[Clip], negatives: list[Clip], stem: str) -> str:
@@ -378,6 +449,25 @@ def markdown(data: dict[str, Any], labelled: list[Clip], negatives: list[Clip], 
             p = result[key]
             lines.append(f"| {name} | {p['alerts']} | {p['false']} | {p['precision']} | {p['recall']} | "
                          f"{p['alerts_per_person']} |")
+    at = data.get("at_reached_rate")
+    if at:
+        r = at["reached"]
+        lines += ["", f"At the rate the pipeline reached with 24 cameras ({r['fps']:g} fps per camera, slowest "
+                  f"{r['slowest_fps']:g}, {100 * r['skip_share']:.0f} % of second opinions skipped; `{r['from']}`, "
+                  f"{r['cpu']}): the whole validator on every n-th frame, the tracker configured at the footage's own "
+                  "rate, second opinions all answered and with that share skipped:", "",
+                  "| scene | own rate: alerts / P / R / per person / time to alert s | reached, all answered | "
+                  "reached, skipped as in the run |", "|---|---|---|---|"]
+        fmt = lambda m: (f"{m['alerts']} / {m['precision']} / {m['recall']} / {m['alerts_per_person']} / "  # noqa: E731
+                         f"{m.get('median_time_to_alert_s', '–')}")
+        skip_key = f"skip_{r['skip_share']:g}"
+        for scene, m in at["scenes"].items():
+            lines.append(f"| {scene} | {fmt(m['own_rate'])} | {fmt(m['skip_0'])} | {fmt(m[skip_key])} |")
+        p0, ps, po = at["pooled_skip_0"], at[f"pooled_{skip_key}"], at["pooled_own_rate"]
+        lines.append(f"| pooled | {po['alerts']} / {po['precision']} / {po['recall']} / {po['alerts_per_person']} | "
+                     f"{p0['alerts']} / {p0['precision']} / {p0['recall']} / {p0['alerts_per_person']} | "
+                     f"{ps['alerts']} / {ps['precision']} / {ps['recall']} / {ps['alerts_per_person']} |")
+        lines.append(f"| people-free clips: person alerts | 0 | {p0['negatives_false']} | {ps['negatives_false']} |")
     frames = sum(s["frames"] for s in data["sequences"].values())
     lines += ["", f"CPU per frame ({frames} frames, one core, the method alone): "
               + ", ".join(f"{name} {r['cpu_ms_per_frame']} ms" for name, r in data["methods"].items()), "",

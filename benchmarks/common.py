@@ -40,14 +40,21 @@ def tool(name: str) -> str:
 
 
 def machine() -> dict[str, Any]:
-    return {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-            "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+    """The machine a result was measured on: the CPU's model and ISA flags first (they decide the figures)."""
+    from surveillance_ray.hardware import cpu_info, cpu_label
+
+    return {"cpu": cpu_label(), **cpu_info(), "cpus": os.cpu_count(), "python": platform.python_version(),
+            "platform": platform.platform(), "when": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
 def save(name: str, data: dict[str, Any], markdown: str) -> Path:
+    """``results/<name>.json`` and ``.md``, both naming the CPU they were measured on."""
     RESULTS.mkdir(parents=True, exist_ok=True)
+    data.setdefault("machine", machine())
     (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=2))
     path = RESULTS / f"{name}.md"
+    cpu = data["machine"].get("cpu") or machine()["cpu"]
+    markdown = markdown.rstrip("\n") + f"\n\nCPU: {cpu}; {data['machine'].get('when', '')}.\n"
     path.write_text(markdown)
     print(markdown)
     return path

@@ -33,7 +33,7 @@ from pathlib import Path
 import psutil
 
 from benchmarks.common import assets, machine, pets_h264, save, tool
-from benchmarks.proctree import role_of
+from surveillance_ray.proctree import role_of
 from surveillance_ray.testing.rtsp import RtspCameras
 
 CLK = os.sysconf("SC_CLK_TCK")

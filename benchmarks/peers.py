@@ -1,19 +1,23 @@
-"""Peer load test: N live RTSP cameras, ultralytics' own multi-stream mode vs ``surveillance-ray run``.
+"""Peer load test, an overload sweep: N live RTSP cameras, ultralytics' own multi-stream mode vs
+``surveillance-ray run``, from below the machine's capacity to far past it.
 
-    python -m benchmarks.peers --cameras 4 8 12 16 --duration 60 --imgsz 320     # make bench-peers
+    python -m benchmarks.peers --cameras 4 8 12 16 24 32 --duration 45      # make bench-peers
+    python -m benchmarks.peers --cpus 0 --tag 320_45s_1core ...                # the same on one core
 
 For each camera count, every contender gets the same streams for the same time, one after the other
 in one invocation: a fresh GStreamer RTSP server (one mount per camera, the PETS video as H.264
 passed through, paced in real time) is started for each, so all see the same frames. Contenders:
 
-- ``surveillance-ray run`` with its defaults (on a CPU: the ``.pt`` exported to OpenVINO INT8);
-- ultralytics ``.streams`` given the model file the project runs (``same file``);
-- ultralytics ``.streams`` with the ``.pt`` and torch threads = cores, and with ultralytics' own
-  default threads (cpu_count - 1).
+- ``surveillance-ray run`` with its defaults (on a CPU: the ``.pt`` exported to the OpenVINO backend it
+  chose on this CPU);
+- ultralytics ``.streams`` given that same file, and given the OpenVINO FP32 export (the peer at its best
+  is the better of the two at each count); the ``.pt`` variants on request (``--contenders``).
 
-Per contender: analysed fps, per-camera fps (slowest / mean), p50/p95 capture→result latency,
-frames read / dropped, peak USS of its whole process tree, CPU used; and the project's ratio to each
-peer. Writes ``benchmarks/results/peers_<tag>.{json,md,png}``.
+``--cpus 0`` runs both contenders under ``taskset`` on those cores (the RTSP server, the cameras, stays
+outside): a deliberately slower machine. Per contender: analysed fps, per-camera fps (slowest / mean),
+p50/p95 capture→result latency, frames read / dropped (the project: by reason, and its detector's auxiliary
+share and second opinions skipped), peak USS of its whole process tree, CPU used; the project's ratio to
+the peer at its best, and the issue's targets checked. Writes ``benchmarks/results/peers_<tag>.{json,md,png}``.
 """
 
 from __future__ import annotations
@@ -30,19 +34,26 @@ from pathlib import Path
 import yaml
 
 from benchmarks.common import RESULTS, machine, pets_h264, save
-from benchmarks.proctree import TreeSampler
+from surveillance_ray.proctree import TreeSampler
 from surveillance_ray.config import DetectorConfig
 from surveillance_ray.testing.rtsp import RtspCameras
 
 PROJECT = "surveillance-ray"
 
 
-def peers(pt: str, same: str, cores: int) -> dict[str, dict]:
+PEER = "ultralytics .streams"
+
+
+def peers(pt: str, same: str, fp32: str, cores: int) -> dict[str, dict]:
     return {
-        "ultralytics (same file)": {"weights": same, "threads": "default"},
-        f"ultralytics (.pt, {cores} threads)": {"weights": pt, "threads": str(cores)},
-        "ultralytics (.pt, default threads)": {"weights": pt, "threads": "default"},
+        f"{PEER} (same file)": {"weights": same, "threads": "default"},
+        f"{PEER} (OpenVINO FP32)": {"weights": fp32, "threads": "default"},
+        f"{PEER} (.pt, {cores} threads)": {"weights": pt, "threads": str(cores)},
+        f"{PEER} (.pt, default threads)": {"weights": pt, "threads": "default"},
     }
+
+
+DEFAULT_PEERS = (f"{PEER} (same file)", f"{PEER} (OpenVINO FP32)")
 
 
 def run_project(urls: list[str], args: argparse.Namespace, tmp: Path, config: dict | None = None) -> dict:
@@ -58,8 +69,10 @@ def run_project(urls: list[str], args: argparse.Namespace, tmp: Path, config: di
         config["cameras"] = [{"id": f"cam{i}", "source": url, **camera} for i, url in enumerate(urls)]
         (tmp / "config.yaml").write_text(yaml.safe_dump(config))
         cmd += ["--config", str(tmp / "config.yaml")]
-    proc = subprocess.Popen(cmd + getattr(args, "project_args", []), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
+    code = getattr(args, "code", None)  # an older checkout's pipeline (a before/after)
+    env = {**os.environ, "PYTHONPATH": str(Path(code).resolve())} if code else None
+    proc = subprocess.Popen(pinned(cmd + getattr(args, "project_args", []), args), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, cwd=code or None, env=env)
     sampler = TreeSampler(proc.pid, 2.0).start()
     while proc.poll() is None and not (run_dir / "events.jsonl").exists():  # written once the cameras start
         time.sleep(0.25)
@@ -75,24 +88,43 @@ def run_project(urls: list[str], args: argparse.Namespace, tmp: Path, config: di
         raise RuntimeError(f"surveillance-ray run failed: {err[-2000:]}")
     summary = json.loads((run_dir / "summary.json").read_text())
     total, streams = summary["total"], summary["streams"]
-    fps = [s["fps_analysed"] for s in streams.values()]
+    fps = steady_fps(summary["run"].get("timeline") or {}) or [s["fps_analysed"] for s in streams.values()]
+    scheduler = summary["run"]["detector"].get("scheduler") or {}
     return {
-        "fps_analysed": total["fps_analysed"], "fps_per_camera": {"min": min(fps), "mean": round(sum(fps) / len(fps), 2)},
+        "fps_whole_run": total["fps_analysed"],
+        "unaccounted": sum(s["frames_read"] - s["frames_analysed"] - s["frames_dropped"] for s in streams.values()),
+        "second_opinions": total.get("second_opinions", {}),
+        "aux_share": scheduler.get("aux_share"), "detector_busy": scheduler.get("busy_share"),
+        "aux_skipped": scheduler.get("skipped", {}),
+        "fps_analysed": round(sum(fps), 2), "fps_per_camera": {"min": min(fps), "mean": round(sum(fps) / len(fps), 2)},
         "latency_ms": total["latency_ms"], "frames_read": total["frames_read"], "frames_analysed": total["frames_analysed"],
         "frames_dropped": total["frames_dropped"], "dropped": total["dropped"], "in_pipeline": total["in_pipeline"],
         "failed_cameras": [cid for cid, s in streams.items() if s["state"] == "failed"],
         "vlm": summary["run"].get("vlm"),
         "detector": {k: summary["run"]["detector"].get(k) for k in ("backend", "runtime", "weights", "batch_sizes",
-                                                                    "requests", "frames")},
+                                                                    "requests", "frames", "backend_choice",
+                                                                    "threads")},
         **_resources(sampler),
     }
+
+
+def steady_fps(timeline: dict[str, list[list[float]]], settle_s: float = 3.0) -> list[float]:
+    """Each camera's analysed fps once every camera is running: an ingest actor opens its streams one after the
+    other (about a second each), and the first ones open have the detector to themselves meanwhile, as the
+    peer, which opens every stream before its first result, never has (its window starts then)."""
+    started = [next((t for t, fps, *_ in points if fps > 0), None) for points in timeline.values()]
+    if not timeline or None in started:
+        return []
+    start = max(started) + settle_s
+    rates = [[fps for t, fps, *_ in points if t > start] for points in timeline.values()]
+    return [round(sum(r) / len(r), 2) for r in rates] if all(rates) else []
 
 
 def run_peer(urls: list[str], weights: str, threads: str, args: argparse.Namespace, tmp: Path) -> dict:
     out = tmp / "peer.json"
     cmd = [sys.executable, "-m", "benchmarks.peer_ultralytics", "--urls", *urls, "--weights", weights, "--imgsz",
            str(args.imgsz), "--threads", threads, "--duration", str(args.duration), "--out", str(out)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(pinned(cmd, args), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     sampler = TreeSampler(proc.pid, 2.0).start()
     for line in proc.stdout:  # the peer says when its first result is out (all streams open)
         if line.startswith("STREAMING"):
@@ -111,6 +143,12 @@ def run_peer(urls: list[str], weights: str, threads: str, args: argparse.Namespa
     return {**result, **_resources(sampler)}
 
 
+def pinned(cmd: list[str], args: argparse.Namespace) -> list[str]:
+    """``cmd`` under ``taskset`` on ``--cpus`` (a slower machine), or as it is."""
+    cpus = getattr(args, "cpus", None)
+    return ["taskset", "-c", cpus, *cmd] if cpus else cmd
+
+
 def _resources(sampler: TreeSampler) -> dict:
     window = (sampler.window[1] - sampler.window[0]) if sampler.window else 0.0
     by_role = sampler.cpu_by_role()
@@ -122,8 +160,10 @@ def _resources(sampler: TreeSampler) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cameras", type=int, nargs="+", default=[4, 8, 12, 16])
-    parser.add_argument("--duration", type=float, default=60.0)
+    parser.add_argument("--cameras", type=int, nargs="+", default=[4, 8, 12, 16, 24, 32])
+    parser.add_argument("--duration", type=float, default=45.0)
+    parser.add_argument("--cpus", help="run the contenders on these cores only (taskset -c), e.g. 0")
+    parser.add_argument("--code", help="run the project from this checkout (e.g. the previous release's worktree)")
     parser.add_argument("--imgsz", type=int, default=320)
     parser.add_argument("--contenders", nargs="+", help="subset: 'surveillance-ray' and/or peer names")
     parser.add_argument("--tag", default="")
@@ -135,10 +175,17 @@ def main() -> None:
     pt = DetectorConfig().weights
     from surveillance_ray.export import resolve  # exports now (cached), so no contender pays for it
 
-    same = resolve(DetectorConfig(imgsz=args.imgsz)).weights
-    contenders = {PROJECT: None, **peers(pt, same, cores)}
-    if args.contenders:
-        contenders = {k: v for k, v in contenders.items() if k in args.contenders}
+    env_cores = None
+    if args.cpus:  # the export's choice is per core count: make it as the pinned project will
+        env_cores = subprocess.run(["taskset", "-c", args.cpus, sys.executable, "-c",
+                                    "from surveillance_ray.export import resolve; from surveillance_ray.config import "
+                                    f"DetectorConfig; print(resolve(DetectorConfig(imgsz={args.imgsz})).weights)"],
+                                   capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+    same = env_cores or resolve(DetectorConfig(imgsz=args.imgsz)).weights
+    fp32 = resolve(DetectorConfig(imgsz=args.imgsz, backend="openvino")).weights
+    contenders = {PROJECT: None, **peers(pt, same, fp32, cores)}
+    wanted = args.contenders or [PROJECT, *DEFAULT_PEERS]
+    contenders = {k: v for k, v in contenders.items() if k in wanted}
     video = pets_h264()
     rows: list[dict] = []
     for n in args.cameras:
@@ -155,64 +202,139 @@ def main() -> None:
             rows.append({"cameras": n, **result, "contender": name})
             print(json.dumps(rows[-1])[:600], flush=True)
     tag = args.tag or f"{args.imgsz}_{int(args.duration)}s"
-    data = {"args": {k: v for k, v in vars(args).items()}, "model_pt": pt, "model_same": same, "rows": rows,
-            "machine": machine()}
-    save(f"peers_{tag}", data, markdown(rows, args, same))
-    plot(rows, RESULTS / f"peers_{tag}.png", args)
+    from surveillance_ray.hardware import cpu_label
+
+    cpu = subprocess.run(pinned([sys.executable, "-c", "from surveillance_ray.hardware import cpu_label; "
+                                 "print(cpu_label())"], args), capture_output=True, text=True).stdout.strip()
+    data = {"args": {k: v for k, v in vars(args).items()}, "model_pt": pt, "model_same": same, "model_fp32": fp32,
+            "rows": rows, "targets": targets(rows), "machine": machine() | {"cpu": cpu or cpu_label()}}
+    save(f"peers_{tag}", data, markdown(rows, args, same, data["targets"], data["machine"]["cpu"]))
+    plot(rows, RESULTS / f"peers_{tag}.png", args, data["machine"]["cpu"])
 
 
-def ratio(rows: list[dict], n: int, peer: str) -> str:
-    ours = next((r for r in rows if r["cameras"] == n and r["contender"] == PROJECT), None)
-    theirs = next((r for r in rows if r["cameras"] == n and r["contender"] == peer), None)
-    if not ours or not theirs or "error" in ours or "error" in theirs or not theirs["fps_analysed"]:
-        return "–"
-    return f"{ours['fps_analysed'] / theirs['fps_analysed']:.2f}×"
+def _ok(rows: list[dict], name: str) -> dict[int, dict]:
+    return {r["cameras"]: r for r in rows if r["contender"] == name and "error" not in r}
 
 
-def markdown(rows: list[dict], args: argparse.Namespace, same: str) -> str:
+def peer_best(rows: list[dict]) -> dict[int, dict]:
+    """Per camera count, the peer variant that analysed the most frames."""
+    best: dict[int, dict] = {}
+    for r in rows:
+        if r["contender"] != PROJECT and "error" not in r and r["fps_analysed"] > best.get(r["cameras"], {}).get(
+                "fps_analysed", -1):
+            best[r["cameras"]] = r
+    return best
+
+
+def targets(rows: list[dict]) -> list[dict]:
+    """The issue's targets, each with what this run measured and whether it was met."""
+    ours, best = _ok(rows, PROJECT), peer_best(rows)
+    counts = sorted(ours)
+    out: list[dict] = []
+    if not counts:  # every project run failed: nothing to judge
+        return out
+
+    def add(target: str, measured: str, met: bool | None) -> None:
+        out.append({"target": target, "measured": measured, "met": met})
+
+    ratios = {n: ours[n]["fps_analysed"] / best[n]["fps_analysed"] for n in counts if n >= 8 and n in best}
+    if ratios:
+        add("analysed fps >= 1.1x the peer at its best, 8-32 cameras",
+            ", ".join(f"{n}: {r:.2f}x" for n, r in ratios.items()), all(r >= 1.1 for r in ratios.values()))
+    if 4 in ours:
+        share = ours[4]["frames_analysed"] / max(1, ours[4]["frames_read"])
+        add(">= 98 % of offered frames analysed at 4 cameras", f"{100 * share:.1f} %", share >= 0.98)
+    peak, cliffs = 0.0, []
+    for n in counts:
+        fps = ours[n]["fps_analysed"]
+        if peak and fps < 0.9 * peak:
+            cliffs.append(f"{n}: {fps / peak:.2f}x")
+        peak = max(peak, fps)
+    add("no cliff: analysed fps >= 0.9x the highest at fewer cameras", ", ".join(cliffs) or "held at every count",
+        not cliffs)
+    fair = {n: ours[n]["fps_per_camera"]["min"] / max(1e-9, ours[n]["fps_per_camera"]["mean"]) for n in counts}
+    add("slowest camera >= 0.8x the mean", ", ".join(f"{n}: {f:.2f}" for n, f in fair.items()),
+        all(f >= 0.8 for f in fair.values()))
+    p95 = {n: ours[n]["latency_ms"]["p95"] for n in counts}
+    add("p95 capture -> validated <= 1.5 s", ", ".join(f"{n}: {v:.0f} ms" for n, v in p95.items()),
+        all(v <= 1500 for v in p95.values()))
+    aux = {n: ours[n].get("aux_share") for n in counts if ours[n].get("aux_share") is not None}
+    add("auxiliary detector time <= its budget (15 %)",
+        ", ".join(f"{n}: {100 * a:.1f} %" for n, a in aux.items()) or "not measured (no scheduler in this code)",
+        all(a <= 0.15 + 0.005 for a in aux.values()) if aux else None)
+    lost = sum(ours[n].get("unaccounted", 0) for n in counts)
+    add("0 frames unaccounted", str(lost), lost == 0)
+    if 24 in ours:
+        add("peak USS at 24 cameras <= 2 GB", f"{ours[24]['uss_mb_peak']} MB", ours[24]["uss_mb_peak"] <= 2048)
+    return out
+
+
+def markdown(rows: list[dict], args: argparse.Namespace, same: str, checks: list[dict], cpu: str) -> str:
+    best = peer_best(rows)
     lines = [f"# {PROJECT} vs ultralytics `.streams` on live RTSP cameras (imgsz {args.imgsz}, {args.duration:g} s each)",
-             "", f"Same file = `{Path(same).name}` (what {PROJECT} runs on this CPU). Offered: 10 fps per camera.", "",
+             "", f"CPU: {cpu}" + (f", contenders pinned to cores {args.cpus} (taskset)" if args.cpus else "") + ".",
+             f"Same file = `{Path(same).name}` (what {PROJECT} runs on this CPU). Offered: 10 fps per camera.", "",
              "| cameras | contender | analysed fps | per-camera fps slowest / mean | p50 / p95 ms | read | dropped | "
-             "peak USS MB | CPU used | project ÷ this |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "aux share / second opinions skipped | peak USS MB | CPU used | project ÷ peer at its best |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['cameras']} | {r['contender']} | failed: {r['error'][:80]} |||||||")
+            lines.append(f"| {r['cameras']} | {r['contender']} | failed: {r['error'][:80]} ||||||||")
             continue
-        cpu = f"{100 * r['cpu_utilisation']:.0f} %" if r.get("cpu_utilisation") is not None else "–"
-        rel = "" if r["contender"] == PROJECT else ratio(rows, r["cameras"], r["contender"])
+        cpu_used = f"{100 * r['cpu_utilisation']:.0f} %" if r.get("cpu_utilisation") is not None else "–"
+        aux = ""
+        rel = ""
+        if r["contender"] == PROJECT:
+            skipped = sum(n for k, n in (r.get("second_opinions") or {}).items() if k.startswith("skipped:"))
+            asked = (r.get("second_opinions") or {}).get("asked", 0)
+            aux = (f"{100 * (r.get('aux_share') or 0):.1f} % / {skipped} of {asked}"
+                   if r.get("aux_share") is not None else "")
+            peer = best.get(r["cameras"])
+            rel = f"{r['fps_analysed'] / peer['fps_analysed']:.2f}×" if peer and peer["fps_analysed"] else "–"
+        dropped = f"{r['frames_dropped']}" + (
+            " (" + ", ".join(f"{k} {v}" for k, v in sorted(r["dropped"].items())) + ")" if r.get("dropped") else "")
         lines.append(f"| {r['cameras']} | {r['contender']} | {r['fps_analysed']:.1f} | {r['fps_per_camera']['min']:.2f} / "
                      f"{r['fps_per_camera']['mean']:.2f} | {r['latency_ms']['p50']:.0f} / {r['latency_ms']['p95']:.0f} | "
-                     f"{r['frames_read']} | {r['frames_dropped']} | {r['uss_mb_peak']} | {cpu} | {rel} |")
+                     f"{r['frames_read']} | {dropped} | {aux} | {r['uss_mb_peak']} | {cpu_used} | {rel} |")
+    lines += ["", "## Targets", "", "| target | measured | met |", "|---|---|---|"]
+    for c in checks:
+        lines.append(f"| {c['target']} | {c['measured']} | {'n/a' if c['met'] is None else 'yes' if c['met'] else 'no'} |")
     lines += ["", "Latency: the project's is capture → validated (after tracking and validation); the peer's is "
               "capture → result. Dropped: frames read but never analysed (the project counts each with its "
               "reason; the peer's one-slot buffer overwrites them). USS: peak over the run, the whole process "
-              "tree (the project's includes the local Ray it starts).", ""]
+              "tree (the project's includes the local Ray it starts). Aux share: the project's detector time spent "
+              "on second-opinion crops, of the wall time.", ""]
     return "\n".join(lines)
 
 
-def plot(rows: list[dict], path: Path, args: argparse.Namespace) -> None:
+def plot(rows: list[dict], path: Path, args: argparse.Namespace, cpu: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for name in dict.fromkeys(r["contender"] for r in rows):
-        ok = [r for r in rows if r["contender"] == name and "error" not in r]
-        xs = [r["cameras"] for r in ok]
-        style = {"linewidth": 2.5, "marker": "o"} if name == PROJECT else {"linestyle": "--", "marker": "s"}
-        ax1.plot(xs, [r["fps_analysed"] for r in ok], label=name, **style)
-        ax2.plot(xs, [r["latency_ms"]["p95"] for r in ok], label=name, **style)
+    series = {PROJECT: _ok(rows, PROJECT), f"{PEER} at its best": peer_best(rows)}
+    for name in dict.fromkeys(r["contender"] for r in rows if r["contender"] != PROJECT):
+        series[name] = _ok(rows, name)
+    for name, points in series.items():
+        xs = sorted(points)
+        style = ({"linewidth": 2.5, "marker": "o"} if name == PROJECT else
+                 {"linewidth": 2, "marker": "s"} if name.endswith("its best") else
+                 {"linestyle": ":", "marker": ".", "alpha": 0.6})
+        ax1.plot(xs, [points[x]["fps_analysed"] for x in xs], label=name, **style)
+        ax2.plot(xs, [points[x]["latency_ms"]["p95"] for x in xs], label=name, **style)
     xs = sorted({r["cameras"] for r in rows})
-    ax1.plot(xs, [10 * x for x in xs], color="grey", linewidth=1, linestyle=":", zorder=0,
+    ax1.plot(xs, [10 * x for x in xs], color="grey", linewidth=1, linestyle="--", zorder=0,
              label="offered (10 fps per camera)")
     ax1.set(xlabel="cameras", ylabel="analysed frames/s", title=f"throughput, imgsz {args.imgsz}")
     ax2.set(xlabel="cameras", ylabel="p95 capture→result (ms)", title="latency (p95)")
+    ax2.axhline(1500, color="grey", linewidth=1, linestyle="--")
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
         ax.set_xticks(xs)
-    ax1.legend(fontsize=8)
+    ax1.legend(fontsize=7)
+    fig.suptitle(cpu + (f", pinned to cores {args.cpus}" if args.cpus else ""), fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 

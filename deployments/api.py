@@ -40,6 +40,8 @@ _SCRIPT = DASHBOARD.split("<script>", 1)[1].split("</script>", 1)[0]
 CSP = (f"default-src 'self'; script-src 'sha256-{base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode()}'; "
        "style-src 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'")
 DETECTOR_TIMEOUT_S = 30.0
+UPLOADS_IN_FLIGHT = 4  # per API replica
+UPLOAD_WAIT_S = 5.0  # how long an upload may wait for detector time under load
 STREAM_POLL_S = 0.5
 JSON_LIMIT = 1 << 20  # bodies of every route but /detect (a camera's settings are a few kB)  # how often the alert stream looks for new alerts in the store
 
@@ -200,6 +202,8 @@ class Api:
         app.state.auth = Authenticator(self.config.keys, jwt_secret, self.config.token_ttl_s)
         app.add_middleware(BodyLimit, detect_limit=int(self.config.max_upload_mb * 2**20))
         self.detector = serve.get_app_handle(detector_app)
+        # uploads in flight to the detector at once (each holds one of its request slots): the rest answer 503
+        self._uploads = asyncio.Semaphore(UPLOADS_IN_FLIGHT)
         self._names: dict[int, str] | None = None
         requests = metrics.Counter("surveillance_api_requests", "API requests by route and status.", ("route", "status"))
 
@@ -461,13 +465,23 @@ class Api:
         if image is None:
             raise HTTPException(415, f"the body ({len(body)} bytes, {request.headers.get('content-type') or 'no type'}) "
                                      "is not an image OpenCV can decode (JPEG, PNG, BMP, WebP, TIFF)")
+        if self._uploads.locked():
+            raise HTTPException(503, f"detector busy: {UPLOADS_IN_FLIGHT} uploads in flight already; try again",
+                                headers={"Retry-After": "1"})
         t0 = time.perf_counter()
         try:
-            # on its own, as second-opinion crops are: another size in a batch of frames would change their letterbox
-            [dets] = await asyncio.wait_for(self.detector.detect_crops.remote([image]), DETECTOR_TIMEOUT_S)
+            async with self._uploads:
+                # auxiliary work on the detector's budget: camera frames go first
+                [answer] = await asyncio.wait_for(self.detector.detect_aux.remote([image], "upload", UPLOAD_WAIT_S),
+                                                  DETECTOR_TIMEOUT_S)
             names = await self._class_names()
         except Exception as exc:  # noqa: BLE001
             raise HTTPException(503, f"detector unavailable: {type(exc).__name__}") from None
+        if answer.detections is None:
+            raise HTTPException(503, f"detector busy: the upload waited {UPLOAD_WAIT_S:g} s for detector time "
+                                     f"({answer.skipped}: cameras come first, uploads share detector.aux_share)",
+                                headers={"Retry-After": "1"})
+        dets = answer.detections
         boxes = [Box(class_id=int(c), class_name=names.get(int(c), str(int(c))), confidence=round(float(s), 4),
                      xyxy=tuple(round(float(v), 1) for v in xyxy))
                  for xyxy, s, c in zip(dets.xyxy, dets.confidence, dets.class_id)]

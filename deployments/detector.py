@@ -1,8 +1,8 @@
-"""Ray Serve wrapper of ``surveillance_ray.detect.Detector``: batches frames across all ingest actors."""
+"""Ray Serve wrapper of ``surveillance_ray.detect.Detector``: batches frames across all ingest actors; a
+``DetectorScheduler`` runs the passes, camera frames first and auxiliary work on its budget."""
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from typing import Any
 
@@ -11,14 +11,19 @@ from ray import serve
 
 from surveillance_ray.config import DetectorConfig
 from surveillance_ray.detect import Detector
-from surveillance_ray.messages import Detections
+from surveillance_ray.messages import AuxAnswer, Detections
+from surveillance_ray.scheduler import DetectorScheduler
 
 
 @serve.deployment(name="YOLODetector")
 class YOLODetector:
     def __init__(self, config: dict[str, Any]) -> None:
         cfg = DetectorConfig(**config)
+        self.config = cfg
         self.detector = Detector(cfg)
+        self.scheduler = DetectorScheduler(self.detector.detect, self.detector.detect_aux, share=cfg.aux_share,
+                                           max_batch=cfg.max_batch_size, queue_size=cfg.aux_queue,
+                                           wait_s=cfg.aux_wait_s)
         self.detect_batch.set_max_batch_size(cfg.max_batch_size)
         self.detect_batch.set_batch_wait_timeout_s(cfg.batch_wait_timeout_s)
         self.batch_sizes: dict[int, int] = {}
@@ -30,8 +35,7 @@ class YOLODetector:
         frames = [image for request in requests for image in request]
         self.requests += len(requests)
         self.batch_sizes[len(frames)] = self.batch_sizes.get(len(frames), 0) + 1
-        # The forward pass runs off the event loop so the next batch can gather meanwhile.
-        detections = await asyncio.to_thread(self.detector.detect, frames)
+        detections = await self.scheduler.frames(frames)
         out, start = [], 0
         for request in requests:
             out.append(detections[start:start + len(request)])
@@ -42,10 +46,12 @@ class YOLODetector:
         """Several frames (one per camera of an ingest actor) in, their detections out, in order."""
         return await self.detect_batch(list(images))
 
-    async def detect_crops(self, images: list[np.ndarray]) -> list[Detections]:
-        """Second-opinion crops: each on its own, never batched with frames (a crop's shape would change the
-        frames' letterbox, and so their detections)."""
-        return await asyncio.to_thread(self.detector.detect, list(images), True)
+    async def detect_aux(self, images: list[np.ndarray], kind: str = "crop",
+                         wait_s: float | None = None) -> list[AuxAnswer]:
+        """Auxiliary images (second-opinion crops, uploads) on the auxiliary budget: per image its detections,
+        or why it was skipped (``wait_s``: how long it may wait for detector time; the config's by default)."""
+        out = await self.scheduler.aux(list(images), kind, wait_s)
+        return [AuxAnswer(None, r) if isinstance(r, str) else AuxAnswer(r) for r in out]
 
     async def detect(self, image: np.ndarray) -> Detections:
         """One frame in, its detections out (batched with other callers' frames)."""
@@ -56,14 +62,19 @@ class YOLODetector:
 
     def stats(self) -> dict[str, Any]:
         return {"batches": self.detector.batches, "frames": self.detector.frames, "crops": self.detector.crops,
-                "requests": self.requests,
+                "aux": dict(self.detector.aux), "requests": self.requests,
                 "batch_sizes": dict(sorted(self.batch_sizes.items())), "torch_imported": "torch" in sys.modules,
+                "scheduler": self.scheduler.stats.as_dict(self.scheduler.now()), "aux_share_budget": self.config.aux_share,
                 **self.detector.describe()}
 
-    def check_health(self) -> None:
-        """Serve calls this periodically; raising marks the replica unhealthy and restarts it."""
-        if not self.detector.health()["ok"]:
-            raise RuntimeError("detector health probe failed")
+    async def check_health(self) -> None:
+        """Serve calls this periodically; raising marks the replica unhealthy and restarts it. Frames that went
+        through lately prove the model works; else a probe pass, as auxiliary work."""
+        if self.scheduler.busy():
+            return
+        [answer] = await self.scheduler.aux([self.detector.probe_image()], "probe", wait_s=10.0)
+        if isinstance(answer, str):
+            raise RuntimeError(f"detector health probe not run: {answer}")
 
 
 def detector_app(config: DetectorConfig) -> serve.Application:
@@ -73,7 +84,8 @@ def detector_app(config: DetectorConfig) -> serve.Application:
         scaling = {"num_replicas": "auto", "autoscaling_config": config.autoscaling.model_dump()}
     return YOLODetector.options(
         # Serve warns when fewer requests may be in flight than a batch holds; two batches' worth
-        # lets the next batch fill while one runs.
+        # lets the next batch fill while one runs. Auxiliary work never holds more than a few of these
+        # (one request per ingest actor): the replica's slots stay free for frames.
         max_ongoing_requests=2 * config.max_batch_size,
         ray_actor_options={"num_cpus": config.num_cpus, "num_gpus": config.num_gpus},
         **scaling,

@@ -57,6 +57,21 @@ class FrameBuffer:
             self._cond.notify_all()
             return frame
 
+    def take(self) -> tuple[Frame | None, int]:
+        """The frame to analyse next, and how many older frames it superseded: for a lossy buffer (a live or
+        real-time camera) the newest, the older ones dropped (analysed after it they would only add latency);
+        otherwise the oldest (files read as fast as possible: none is lost)."""
+        with self._cond:
+            if not self._frames:
+                return None, 0
+            if self._block:
+                frame, superseded = self._frames.popleft(), 0
+            else:
+                frame, superseded = self._frames.pop(), len(self._frames)
+                self._frames.clear()
+            self._cond.notify_all()
+            return frame, superseded
+
     def __len__(self) -> int:
         return len(self._frames)
 

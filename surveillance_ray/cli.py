@@ -94,6 +94,20 @@ def main(argv: list[str] | None = None) -> int:
     al.add_argument("run_dir", help="a run directory holding alerts.db")
     al.add_argument("--all", action="store_true", help="also the alerts suppressed by cooldowns")
     al.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    cap = sub.add_parser("capacity", help="how many cameras of a resolution and rate this machine holds, and what "
+                                          "limits it (runs the real pipeline on test cameras)")
+    cap.add_argument("--config", metavar="FILE", help="settings to measure with (detector, tracking, validator ...)")
+    cap.add_argument("--source", metavar="VIDEO", help="footage the test cameras play (default: the PETS video)")
+    cap.add_argument("--model", metavar="PATH", help="detector weights")
+    cap.add_argument("--imgsz", type=int, metavar="N", help="inference size")
+    cap.add_argument("--resolution", metavar="WxH", help="the cameras' resolution (default: the footage's own)")
+    cap.add_argument("--fps", type=float, default=10.0, help="each camera's rate (default 10)")
+    cap.add_argument("--start", type=int, default=4, help="cameras of the first probe (doubled while they hold)")
+    cap.add_argument("--max-cameras", type=int, default=64, help="stop searching here")
+    cap.add_argument("--warm-s", type=float, default=8.0, help="seconds of each probe before it is measured")
+    cap.add_argument("--window-s", type=float, default=20.0, help="seconds each probe is measured")
+    cap.add_argument("--max-latency-s", type=float, default=1.5, help="p95 capture to validated a probe may have")
+    cap.add_argument("--out", metavar="FILE", help="also write the probes and the answer as JSON")
     key = sub.add_parser("api-key", help="make an API key: prints it once, and the config entry holding its hash")
     key.add_argument("--name", required=True, help="who holds it")
     key.add_argument("--role", required=True, choices=get_args(RoleName))
@@ -110,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         return _alerts(Path(args.run_dir), args.all, args.json)
     if args.command == "train-validator":
         return _train(args)
+    if args.command == "capacity":
+        return _capacity(args)
     try:
         settings = _settings(args)
     except ConfigError as exc:
@@ -154,6 +170,58 @@ def _serve(settings: Settings) -> int:
     except RuntimeError as exc:
         print(f"error: {str(exc).strip().splitlines()[0]}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _capacity(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    overrides: dict[str, Any] = {}
+    det = {k: v for k, v in (("weights", args.model), ("imgsz", args.imgsz)) if v is not None}
+    if det:
+        overrides["detector"] = det
+    try:
+        settings = load_settings(args.config, **overrides)
+        width = height = None
+        if args.resolution:
+            width, height = (int(v) for v in args.resolution.lower().split("x"))
+            if not (16 <= width <= 8192 and 16 <= height <= 8192):
+                raise ValueError
+    except ConfigError as exc:
+        for line in str(exc).splitlines():
+            print(f"config error: {line}", file=sys.stderr)
+        return 2
+    except ValueError:
+        print(f"capacity error: --resolution {args.resolution!r}: expected WIDTHxHEIGHT, e.g. 1280x720",
+              file=sys.stderr)
+        return 2
+    if not 0 < args.fps <= 240 or args.start < 1 or args.max_cameras < args.start:
+        print("capacity error: --fps must be in (0, 240], --start >= 1 and --max-cameras >= --start", file=sys.stderr)
+        return 2
+    source = args.source or next((c.source for c in load_settings().cameras), None)
+    if source is None or not Path(source).is_file():
+        print(f"capacity error: --source: {source or 'no default footage here'} is not a video file", file=sys.stderr)
+        return 2
+    from surveillance_ray.capacity import measure, report, test_clip
+
+    console = Console(stderr=True)
+    try:
+        clip = test_clip(Path(source), width, height, args.fps)
+    except ValueError as exc:
+        print(f"capacity error: {exc}", file=sys.stderr)
+        return 2
+    import cv2
+
+    probe = cv2.VideoCapture(str(clip))
+    resolution = f"{int(probe.get(cv2.CAP_PROP_FRAME_WIDTH))}x{int(probe.get(cv2.CAP_PROP_FRAME_HEIGHT))}"
+    probe.release()
+    console.print(f"capacity: probing {resolution} cameras at {args.fps:g} fps ({clip.name}), imgsz "
+                  f"{settings.detector.imgsz}, {args.window_s:g} s a probe")
+    result = measure(settings, clip, resolution, args.fps, args.start, args.max_cameras, args.warm_s,
+                     args.window_s, args.max_latency_s, console)
+    report(result, console)
+    if args.out:
+        Path(args.out).write_text(json.dumps(result.as_dict(), indent=2))
     return 0
 
 

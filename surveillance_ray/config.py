@@ -337,6 +337,15 @@ class DetectorConfig(_Strict):
     max_batch_size: int = Field(8, ge=1, le=256, description=(
         "Most frames per forward pass (requests of several ingest actors are batched together up to it)."))
     batch_wait_timeout_s: float = Field(0.01, ge=0.0, le=1.0, description="How long a batch waits to fill up.")
+    aux_share: float = Field(0.15, gt=0.0, le=1.0, description=(
+        "Auxiliary work (second-opinion crops, /detect uploads, health probes) may take at most this share of a "
+        "replica's time while cameras are running; camera frames go first. With no camera frame for a second "
+        "it runs freely."))
+    aux_wait_s: float = Field(1.0, gt=0.0, le=60, description=(
+        "How long an auxiliary image waits for detector time before it is skipped (counted, with the reason "
+        "'budget'); callers may give their own."))
+    aux_queue: int = Field(64, ge=1, le=10_000, description=(
+        "Auxiliary images waiting per replica; more are skipped at once (reason 'queue_full')."))
 
     @field_validator("weights")
     @classmethod
@@ -355,7 +364,11 @@ class DetectorConfig(_Strict):
 
     @property
     def inference_threads(self) -> int:
-        return self.threads or max(1, int(self.num_cpus))
+        """``threads``, else the replica's CPUs, but never more than the cores this process may use (a replica
+        limited to one core with two threads waits on itself at every layer)."""
+        from surveillance_ray.hardware import usable_cores
+
+        return self.threads or max(1, min(int(self.num_cpus), usable_cores()))
 
 
 class IngestConfig(_Strict):
@@ -368,11 +381,16 @@ class IngestConfig(_Strict):
         "and a request per frame per camera) 2.6x, with 1.9 GB more memory at 16 cameras."))
     max_inflight_requests: int = Field(1, ge=1, le=64, description=(
         "Detector requests an ingest actor keeps in flight. 1: each request carries every frame that "
-        "arrived while the previous one ran (fewest requests; measured best on CPU); 2+: pipelining."))
+        "arrived while the previous one ran (fewest requests, lowest latency; the next request is sent before the "
+        "last one's frames are tracked); 2+ (with cameras' max_inflight 2+): pipelining, the detector busier when "
+        "it is the wall (12 cameras on 2 cores: 68 -> 88 % of the time) for about one pass more latency."))
     detector_timeout_s: float = Field(30.0, gt=0, le=600, description=(
         "A detector request unanswered this long is given up: its frames count as dropped (detector_error)."))
     max_pending_validations: int = Field(8, ge=1, le=1024, description=(
         "Validator calls an ingest actor may have outstanding before it waits (back-pressure, never loss)."))
+    opinion_backlog: int = Field(32, ge=1, le=10_000, description=(
+        "Second-opinion crops an ingest actor holds for the detector (sent as one batch at a time); beyond, the "
+        "oldest is skipped (reason 'backlog') and its validator told."))
     placement: Literal["spread", "pack"] = Field("spread", description=(
         "Spread ingest actors over the cluster's nodes, or pack them (Ray's default scheduling)."))
 
@@ -478,7 +496,8 @@ class ValidatorConfig(_Strict):
     second_opinion_min: float = Field(0.25, ge=0.0, le=1.0, description=(
         "The crop's best detection of the track's class overlapping its box (IoU >= 0.3) must score this."))
     second_opinion_every: int = Field(10, ge=1, le=10_000, description=(
-        "A track the second opinion disagreed with is asked about again after this many observations."))
+        "A track the second opinion disagreed with is asked about again after this many observations, or the "
+        "time they take at the camera's own rate, whichever comes first (a camera analysed below its rate)."))
     second_opinion_wait_s: float = Field(2.0, gt=0, le=60, description=(
         "No answer within this long (camera clock) and the rule passes, saying so: it never holds an alert back "
         "for good."))
@@ -516,9 +535,12 @@ class ValidatorConfig(_Strict):
     timezone: str | None = Field(None, description=(
         "IANA time zone of the schedules (e.g. Europe/Paris); None: the machine's local time."))
     sparse_frame_gap_s: float = Field(0.3, gt=0, le=3600, description=(
-        "A camera whose frames come further apart than this (analysed at about 3 fps or less) is 'sparse'. Its "
+        "A camera whose own rate (its fps, else its source's) gives frames further apart than this is 'slow': its "
         "tracks ask for their second opinion as soon as they pass BASIC, so that the answer is in by the next "
-        "frame, when persistence can pass; and they are stitched with the sparse_stitch_* settings."))
+        "frame, when persistence can pass. A camera whose analysed frames come that far apart (slow, or behind: "
+        "the pipeline drops its frames) is 'sparse': its tracks are stitched with the sparse_stitch_* settings. "
+        "A camera only behind does not ask early: measured at 2-3 analysed fps, early asks cost 4-5x the "
+        "detector work for the same recall (README, overload)."))
     # lifecycle
     end_after_s: float = Field(2.0, gt=0, le=3600, description="A confirmed track unseen this long has ended.")
     persist_every_s: float = Field(10.0, gt=0, le=86_400, description=(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections import Counter
 import time
 
 import numpy as np
@@ -55,17 +56,16 @@ class Detector:
             self.thresholds[ids[name]] = conf
         self.batches = 0
         self.frames = 0
-        self.crops = 0
+        self.aux: Counter = Counter()  # auxiliary images by kind
         self._probe_shape = (config.imgsz * 3 // 4, config.imgsz, 3)  # health probes reuse a frame's shape
         self._lock = threading.Lock()  # runtimes are not thread-safe
         self._forward([np.zeros(self._probe_shape, np.uint8)])  # load and warm up now, not on the first frame
 
     def detect(self, images: list[np.ndarray], crops: bool = False) -> list[Detections]:
         """Forward passes of at most ``max_batch_size`` frames over ``images`` (HxWx3 uint8 BGR, any sizes);
-        boxes in each image's pixels. ``crops``: second-opinion crops, counted apart from frames."""
+        boxes in each image's pixels. ``crops``: second-opinion crops (``detect_aux``)."""
         if crops:
-            self.crops += len(images)
-            return [self._crop(image) for image in images]
+            return self.detect_aux(images, ["crop"] * len(images))
         out: list[Detections] = []
         step = self.config.max_batch_size
         for start in range(0, len(images), step):
@@ -77,14 +77,30 @@ class Detector:
             self._probe_shape = images[0].shape
         return out
 
-    def _crop(self, image: np.ndarray) -> Detections:
-        """One second-opinion crop, padded first when ``crop_max_enlarge`` caps its enlargement."""
+    def detect_aux(self, images: list[np.ndarray], kinds: list[str]) -> list[Detections]:
+        """Auxiliary images (``kinds``: "crop" for second opinions, "upload", "probe"), batched together: each
+        is letterboxed at its own scale into the batch's smallest common shape. Crops are padded first when
+        ``crop_max_enlarge`` caps their enlargement."""
         most = self.config.crop_max_enlarge
-        if most is None:
-            return self._forward([image])[0]
-        padded, (x0, y0) = pad_crop(image, math.ceil(self.config.imgsz / most))
-        d = self._forward([padded])[0]
-        return Detections(d.xyxy - np.array([x0, y0, x0, y0], np.float32), d.confidence, d.class_id)
+        prepared, offsets = [], []
+        for image, kind in zip(images, kinds):
+            self.aux[kind] += 1
+            offset = (0, 0)
+            if kind == "crop" and most is not None:
+                image, offset = pad_crop(image, math.ceil(self.config.imgsz / most))
+            prepared.append(image)
+            offsets.append(offset)
+        out: list[Detections] = []
+        step = self.config.max_batch_size
+        for start in range(0, len(prepared), step):
+            out += self._forward(prepared[start:start + step])
+        return [d if (x0, y0) == (0, 0) else
+                Detections(d.xyxy - np.array([x0, y0, x0, y0], np.float32), d.confidence, d.class_id)
+                for d, (x0, y0) in zip(out, offsets)]
+
+    @property
+    def crops(self) -> int:
+        return self.aux["crop"]
 
     def _forward(self, images: list[np.ndarray]) -> list[Detections]:
         c = self.config
@@ -97,13 +113,22 @@ class Detector:
         return Detections(xyxy[keep], conf[keep], cls[keep])
 
     def describe(self) -> dict[str, object]:
-        """What runs: backend, runtime, the file loaded, threads, and the export's accuracy check."""
+        """What runs: backend, runtime, the file loaded, threads, the export's accuracy check, and why this
+        backend (the frames/s each candidate made on this CPU)."""
         card = self.resolved.card or {}
+        choice = card.get("backend_choice")
+        if choice and "chosen" not in choice:  # a card's record of every CPU's choice: not this run's
+            choice = None
         return {"backend": self.resolved.backend, "runtime": self.runtime.kind, "weights": self.resolved.weights,
                 "source": self.resolved.source, "threads": self.threads,
-                "agreement_with_pt": card.get("agreement_with_pt")}
+                "agreement_with_pt": card.get("agreement_with_pt"),
+                "backend_choice": {k: choice.get(k) for k in ("chosen", "fps", "batch", "cpu")} if choice else None}
+
+    def probe_image(self) -> np.ndarray:
+        """A blank image of the latest frames' shape: a health probe's pass."""
+        return np.zeros(self._probe_shape, np.uint8)
 
     def health(self) -> dict[str, object]:
         t0 = time.perf_counter()
-        self._forward([np.zeros(self._probe_shape, np.uint8)])
+        self._forward([self.probe_image()])
         return {"ok": True, "probe_ms": round((time.perf_counter() - t0) * 1000, 1), "device": self.config.device}

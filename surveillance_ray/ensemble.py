@@ -143,4 +143,29 @@ def load_model(path: Path) -> EnsembleModel:
         EnsembleModel(model).fp_probability(probe)
     except Exception as exc:
         raise EnsembleError(f"{path}: the model does not predict: {type(exc).__name__}: {exc}") from None
-    return EnsembleModel(model, path, card)
+    return EnsembleModel(_quick_forests(model), path, card)
+
+
+def _quick_forests(model: Any) -> Any:
+    """The model with each random forest's ``predict_proba`` done tree by tree in a plain loop: scikit-learn
+    dispatches every tree through joblib even for one row (8.6 ms of the ensemble's 13 ms a call on the shipped
+    model); the same arithmetic in the same order, so the probabilities are identical (tested)."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    def quick(forest: RandomForestClassifier) -> Any:
+        def predict_proba(X: Any) -> np.ndarray:
+            X32 = np.ascontiguousarray(X, dtype=np.float32)
+            total = None
+            for tree in forest.estimators_:  # as DecisionTreeClassifier.predict_proba, summed in order
+                proba = tree.tree_.predict(X32)[:, :forest.n_classes_]
+                norm = proba.sum(axis=1, keepdims=True)
+                proba = proba / np.where(norm == 0.0, 1.0, norm)
+                total = proba if total is None else total + proba
+            return total / len(forest.estimators_)
+        return predict_proba
+
+    for calibrated in getattr(model, "calibrated_classifiers_", ()):
+        for estimator in getattr(calibrated.estimator, "named_estimators_", {}).values():
+            if isinstance(estimator, RandomForestClassifier) and estimator.n_outputs_ == 1:
+                estimator.predict_proba = quick(estimator)
+    return model

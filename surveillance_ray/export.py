@@ -1,13 +1,14 @@
 """The model the detector runs: a ``.pt`` exported once by ultralytics to a faster CPU backend, cached.
 
-``detector.backend: auto`` on a CPU device runs a ``.pt`` as OpenVINO INT8 (NNCF post-training
-quantization, calibrated on images that are not the evaluation footage), falling back to OpenVINO
-FP32 when the INT8 export disagrees with the ``.pt`` on held-out images or cannot be made, and to
-torch when OpenVINO is not installed. Exports are cached per (weights content, backend, imgsz,
-ultralytics and OpenVINO versions) under ``~/.cache/surveillance-ray/models`` (``SURVEILLANCE_CACHE``)
-with a model card (``card.json``); a file lock keeps concurrent replicas from exporting twice.
-The export itself runs in a child process (``python -m surveillance_ray.export``) so the replica
-does not keep the exporter's memory.
+``detector.backend: auto`` on a CPU device exports a ``.pt`` to OpenVINO INT8 (NNCF post-training
+quantization, calibrated on images that are not the evaluation footage; rejected when it disagrees with
+the ``.pt`` on held-out images) and to OpenVINO FP32, times both at the deployment's batch and threads on
+this CPU, and runs the faster one that passed (INT8 is 1.5-3x FP32 with VNNI, less without); torch when
+OpenVINO is not installed. Exports are cached per (weights content, backend, imgsz, ultralytics and
+OpenVINO versions) under ``~/.cache/surveillance-ray/models`` (``SURVEILLANCE_CACHE``) with a model card
+(``card.json``), the choice per CPU (model, ISA flags) beside them and in the cards; a file lock keeps
+concurrent replicas from exporting twice. Exports and timings run in a child process
+(``python -m surveillance_ray.export``) so the replica does not keep their memory.
 
     python -m surveillance_ray.export --weights yolov8n.pt --backend openvino-int8 --imgsz 320
 """
@@ -26,10 +27,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from surveillance_ray.config import DetectorConfig, assets_dir
+from surveillance_ray.hardware import cpu_info, cpu_label, cpu_tag
 
 logger = logging.getLogger(__name__)
 
@@ -115,17 +117,61 @@ def resolve(config: DetectorConfig) -> ResolvedModel:
         from ultralytics.utils.downloads import attempt_download_asset
 
         weights = Path(attempt_download_asset(config.weights))
-    if backend == "openvino-int8":
-        try:
-            return _resolve_one(weights, "openvino-int8", config)
-        except UnloadableModel:
-            raise
-        except ExportError as exc:
-            if config.backend == "openvino-int8":  # asked for explicitly: no silent substitute
-                raise
-            logger.warning("INT8 export not used (%s); falling back to OpenVINO FP32", exc)
-            backend = "openvino"
+    if backend == "openvino-int8" and config.backend == "auto":
+        return fastest_on_this_cpu(weights, config)
     return _resolve_one(weights, backend, config)
+
+
+def fastest_on_this_cpu(weights: Path, config: DetectorConfig) -> ResolvedModel:
+    """OpenVINO INT8 or FP32, whichever runs faster here at the deployment's batch and threads, among the
+    exports that passed the accuracy check; the choice (both figures, the CPU) is cached per CPU."""
+    candidates, rejected = [], None
+    try:
+        candidates.append(_resolve_one(weights, "openvino-int8", config))
+    except UnloadableModel:
+        raise
+    except ExportError as exc:
+        rejected = str(exc)
+        logger.warning("INT8 export not used (%s); OpenVINO FP32 runs", exc)
+    candidates.append(_resolve_one(weights, "openvino", config))
+    choice = _timed_choice(weights, config, candidates, rejected)
+    chosen = next(c for c in candidates if c.backend == choice["chosen"])
+    return replace(chosen, card={**(chosen.card or {}), "backend_choice": choice})
+
+
+def _timed_choice(weights: Path, config: DetectorConfig, candidates: list[ResolvedModel],
+                  rejected: str | None) -> dict:
+    batch, threads = config.max_batch_size, config.inference_threads
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
+    key = hashlib.sha256(f"{config.imgsz}|{batch}|{threads}|{_versions()}".encode()).hexdigest()[:10]
+    path = cache_root() / f"{weights.stem}-{digest}-choice-{key}-cpu{cpu_tag()}.json"
+    with open(cache_root() / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.is_file():
+            return json.loads(path.read_text())
+        fps: dict[str, float] = {}
+        if len(candidates) > 1:
+            cmd = [sys.executable, "-m", "surveillance_ray.export", "--time", *(c.weights for c in candidates),
+                   "--imgsz", str(config.imgsz), "--batch", str(batch), "--threads", str(threads)]
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+            if done.returncode != 0:
+                tail = ((done.stderr or done.stdout).strip().splitlines() or ["no output"])[-1]
+                raise ExportError(f"detector.backend=auto: timing the exports failed: {tail}")
+            timed = json.loads(done.stdout.strip().splitlines()[-1])
+            fps = {c.backend: timed[c.weights] for c in candidates}
+        chosen = max(fps, key=fps.get) if fps else candidates[0].backend
+        choice = {"chosen": chosen, "fps": fps, "batch": batch, "threads": threads, "imgsz": config.imgsz,
+                  "int8_rejected": rejected, "cpu": cpu_label(), "cpu_info": cpu_info(),
+                  "measured_at": time.strftime("%Y-%m-%d %H:%M:%S")}
+        path.write_text(json.dumps(choice, indent=2))
+        for c in candidates:  # each card records the choice of every CPU (and batch, threads) it was timed on
+            card_file = Path(c.weights).parent / f"{Path(c.weights).name}.card.json"
+            card = json.loads(card_file.read_text())
+            card.setdefault("backend_choice", {})[f"cpu{cpu_tag()}-b{batch}-t{threads}"] = choice
+            card_file.write_text(json.dumps(card, indent=2))
+    logger.info("detector: %s chosen on %s (frames/s at batch %d: %s)", chosen, cpu_label(), batch,
+                ", ".join(f"{k} {v:.0f}" for k, v in fps.items()) or "the only export that passed")
+    return choice
 
 
 def _resolve_one(weights: Path, backend: str, config: DetectorConfig) -> ResolvedModel:
@@ -261,15 +307,58 @@ def export(weights: Path, backend: str, imgsz: int, out: Path, calibration: str 
     return card
 
 
+def time_models(folders: list[str], imgsz: int, batch: int, threads: int, rounds: int = 5,
+                round_s: float = 0.8) -> dict[str, float]:
+    """Frames/s of each OpenVINO export on batches of ``batch`` frames (real footage when the shared assets are
+    here, else noise), the models taking turns so that a noisy machine bears on each alike; the median round."""
+    import statistics
+
+    import cv2
+    import numpy as np
+
+    from surveillance_ray.capture import fit_to_model
+    from surveillance_ray.runtimes import OpenVINORuntime
+
+    try:
+        files = calibration_images(None)[:batch]
+        frames = [fit_to_model(cv2.imread(str(f)), imgsz)[0] for f in files]
+        frames = [cv2.resize(f, (imgsz, imgsz * 3 // 4)) for f in frames]  # one shape, as a camera's frames
+    except ExportError:
+        frames = []
+    while len(frames) < batch:
+        frames.append(np.random.default_rng(len(frames)).integers(0, 255, (imgsz * 3 // 4, imgsz, 3), np.uint8))
+    runtimes = {f: OpenVINORuntime(f, imgsz, threads) for f in folders}
+    for runtime in runtimes.values():
+        for _ in range(3):
+            runtime.infer(frames, 0.25, 0.7, 300, None)
+    rates: dict[str, list[float]] = {f: [] for f in folders}
+    for _ in range(rounds):
+        for folder, runtime in runtimes.items():
+            n, t0 = 0, time.perf_counter()
+            while time.perf_counter() - t0 < round_s:
+                runtime.infer(frames, 0.25, 0.7, 300, None)
+                n += len(frames)
+            rates[folder].append(n / (time.perf_counter() - t0))
+    return {f: round(statistics.median(r), 1) for f, r in rates.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--weights", required=True)
+    parser.add_argument("--time", nargs="+", metavar="FOLDER", help="time these OpenVINO exports (JSON: frames/s)")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--weights")
     parser.add_argument("--backend", choices=["openvino", "openvino-int8", "onnx"], default="openvino-int8")
     parser.add_argument("--imgsz", type=int, default=640)
     parser.add_argument("--calibration", help="folder of images for INT8 calibration")
     parser.add_argument("--out", help="output path (default: the cache)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.time:
+        print(json.dumps(time_models(args.time, args.imgsz, args.batch, args.threads or os.cpu_count() or 1)))
+        return
+    if not args.weights:
+        parser.error("--weights is required")
     if args.out:
         card = export(Path(args.weights), args.backend, args.imgsz, Path(args.out), args.calibration)
     else:

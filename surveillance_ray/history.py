@@ -81,6 +81,9 @@ class TrackHistory:
     opinion_asked_t: float | None = None  # camera clock when it was asked for
     opinion_asked_at: int = 0  # observations then
     opinion_early: bool = False  # asked before ADVANCED passed (a sparse camera): a "no" is asked again then
+    opinion_pending: bool = False  # asked, neither answered nor skipped yet
+    opinion_skipped: int = 0  # asks skipped (no detector time for them): each is asked again while the wait lasts
+    opinion_skip_reason: str = ""
     fp_at: int = -1  # observations when the ensemble last judged it
     fp_probability: float = -1.0
     confirmed: bool = False  # track events: track_started was emitted

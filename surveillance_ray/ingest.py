@@ -1,7 +1,7 @@
 """IngestActor: a Ray actor hosting one or more cameras (``ingest.cameras_per_actor``).
 
 Each camera keeps its own capture thread, drop-oldest buffer, tracker, counters and failure,
-so one camera failing never stops the others. The actor's event loop takes the oldest frame of every
+so one camera failing never stops the others. The actor's event loop takes the newest frame of every
 camera that has none in flight and sends them to the Serve detector as one request (a few requests in
 flight), so the deployment sees few, large requests that it batches further across actors. Results
 are tracked per camera and handed to the validator in one call per request, off the critical path
@@ -27,9 +27,8 @@ import ray
 from surveillance_ray.capture import CameraCapture
 from surveillance_ray.config import CameraConfig, IngestConfig, PrivacyConfig, TrackingConfig, VLMConfig
 from surveillance_ray.evidence import EscalationRequest, Keyframes, build_evidence, people_boxes
-from surveillance_ray.messages import (Detections, Frame, OpinionRequest, SnapshotRequest, StreamState, TrackedFrame,
-                                      Validated)
-from surveillance_ray.opinion import agreement, crop_around
+from surveillance_ray.messages import Detections, Frame, SnapshotRequest, StreamState, TrackedFrame, Validated
+from surveillance_ray.opinion import SecondOpinions
 from surveillance_ray.metrics import StreamMetrics
 from surveillance_ray.stats import LatencyHistogram, StreamStats
 
@@ -51,7 +50,6 @@ class _Camera:
     dropped: Counter = field(default_factory=Counter)
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     error: str | None = None  # a processing failure (capture failures are in capture.stats)
-    last_original: Any = None  # the full-resolution image of its latest tracked frame (second opinions)
     keyframes: Any = None  # evidence.Keyframes: recent full-resolution frames (escalations to the VLM)
     latest: tuple[Frame, Any] | None = None  # its latest validated frame and tracks (the live view)
     annotator: Any = None  # annotate.Annotator, made when a picture is first asked for
@@ -97,6 +95,8 @@ class IngestActor:
         self._validations: set[asyncio.Task] = set()
         self._slots: asyncio.Semaphore | None = None
         self._metrics = StreamMetrics()
+        self._opinions = SecondOpinions(detector, validator, ingest.opinion_backlog, timeout_s=ingest.detector_timeout_s,
+                                        on_count=self._count_opinion)
         self._started_at = 0.0
         self._uss: tuple[float, float] = (0.0, 0.0)  # (measured at, MB)
         self._flushed: dict[str, tuple[int, int]] = {}  # frames read / overflow drops already counted in metrics
@@ -135,6 +135,7 @@ class IngestActor:
                 self._fail(cam, f"camera {cam.config.id!r}: ingest failed: {exc!r}")
         if self._validations:
             await asyncio.wait(list(self._validations))
+        await self._opinions.close()
         await asyncio.gather(*(self._validator.finish_stream.remote(cid) for cid in self._cams),
                              return_exceptions=True)
         if self._recorder is not None:
@@ -149,6 +150,9 @@ class IngestActor:
                 inflight.append((frames, asyncio.ensure_future(self._detect(frames))))
             if inflight and inflight[0][1].done():
                 frames, result = inflight.popleft()
+                self._release(frames)  # their cameras' next frames go to the detector now, while these are tracked
+                while len(inflight) < limit and (more := self._take()):
+                    inflight.append((more, asyncio.ensure_future(self._detect(more))))
                 await self._complete(frames, result)
                 continue
             if not inflight and self._finished():
@@ -163,12 +167,16 @@ class IngestActor:
                 wake.cancel()
 
     def _take(self) -> list[Frame]:
-        """The oldest buffered frame of each camera that may have one more in flight."""
+        """A frame of each camera that may have one more in flight: a live camera's newest (the older ones it
+        buffered meanwhile are dropped, 'superseded': each camera's rate falls together and latency stays bounded
+        when the pipeline is behind), a file read as fast as possible its oldest."""
         frames = []
         now = time.time()
         for cam in self._cams.values():
             if cam.error is None and cam.inflight < cam.config.max_inflight:
-                frame = cam.capture.buffer.get()
+                frame, superseded = cam.capture.buffer.take()
+                for _ in range(superseded):
+                    self._drop(cam, "superseded")
                 if frame is not None:
                     cam.inflight += 1
                     frames.append(frame)
@@ -192,13 +200,17 @@ class IngestActor:
         self._metrics.stage.observe((time.perf_counter() - t0) * 1000, tags={"stage": "detect"})
         return detections
 
+    def _release(self, frames: list[Frame]) -> None:
+        """A request came back: its cameras may have their next frame at the detector."""
+        for cam in filter(None, (self._cams.get(f.stream_id) for f in frames)):  # (removed meanwhile: gone)
+            cam.inflight -= 1
+
     async def _complete(self, frames: list[Frame], result: asyncio.Future) -> None:
         """Track one request's frames per camera and hand them to the validator."""
         try:
             detections: list[Detections] = result.result()
         except Exception as exc:  # the detector failed these frames (replica died, timeout): count them
             for cam in filter(None, (self._cams.get(f.stream_id) for f in frames)):  # (removed meanwhile: gone)
-                cam.inflight -= 1
                 self._drop(cam, "detector_error")
             self._log_detector_error(exc, len(frames))
             return
@@ -208,7 +220,6 @@ class IngestActor:
             cam = self._cams.get(frame.stream_id)
             if cam is None:  # removed while at the detector (its report was final)
                 continue
-            cam.inflight -= 1
             if cam.error is not None:
                 self._drop(cam, "camera_error")
                 continue
@@ -238,7 +249,6 @@ class IngestActor:
         elif frame.epoch != cam.epoch:
             cam.tracker.reset()
         cam.epoch = frame.epoch
-        cam.last_original = frame.original
         from surveillance_ray.track import track_frame  # imported with the tracker (see above)
 
         tracked = track_frame(cam.tracker, frame, detections)
@@ -262,10 +272,10 @@ class IngestActor:
         finally:
             self._slots.release()
         per_cam: Counter = Counter()
-        for request in (r for verdict in verdicts for r in verdict.requests):
-            task = asyncio.ensure_future(self._second_opinion(request))  # off the frame path
-            self._validations.add(task)
-            task.add_done_callback(self._validations.discard)
+        for frame, verdict in zip(frames, verdicts):  # crops cut from the frame the track was seen in
+            if frame.original is not None:
+                for request in verdict.requests:
+                    self._opinions.ask(request, frame.original)
         for escalation in (e for verdict in verdicts for e in verdict.escalations):
             self._escalate(escalation)
         for frame, t, verdict in zip(frames, tracked, verdicts):
@@ -288,20 +298,8 @@ class IngestActor:
         for cid, n in per_cam.items():
             self._metrics.analysed.inc(n, tags={"stream": cid})
 
-    async def _second_opinion(self, request: OpinionRequest) -> None:
-        """The detector on the track's box cut from the full-resolution frame; the score goes to the validator
-        (nothing when it fails: the validator's rule stops waiting after ``second_opinion_wait_s``)."""
-        cam = self._cams.get(request.stream_id)
-        image = cam.last_original if cam is not None else None
-        if image is None:
-            return
-        crop, box = crop_around(image, request.xyxy)
-        try:
-            [dets] = await asyncio.wait_for(self._detector.detect_crops.remote([crop]), self._ingest.detector_timeout_s)
-            score = agreement(dets, box, request.class_id)
-            await self._validator.second_opinion.remote(request.stream_id, request.epoch, request.track_id, score)
-        except Exception as exc:  # no answer: the rule says so when it stops waiting
-            logger.warning("camera %r: second opinion on track %d failed: %s", request.stream_id, request.track_id, exc)
+    def _count_opinion(self, stream_id: str, what: str) -> None:
+        self._metrics.opinions.inc(tags={"stream": stream_id, "outcome": what})
 
     # -- pictures -------------------------------------------------------------------------
     def _draw(self, cam: _Camera, frame: Frame, tracks: Any, alerts: list = ()) -> bytes:
@@ -427,6 +425,7 @@ class IngestActor:
             self._drop(cam, "removed")
         report = self._report(cam, time.time())
         self._flush_capture_metrics()
+        self._opinions.forget(camera_id)
         del self._cams[camera_id]
         self._flushed.pop(camera_id, None)
         await self._validator.finish_stream.remote(camera_id)
@@ -473,7 +472,8 @@ class IngestActor:
         s.fps_analysed = round(s.frames_analysed / s.elapsed_s, 2) if s.elapsed_s > 0 else 0.0
         s.latency_ms = cam.latency.percentiles()
         s.latency_hist = cam.latency.to_sparse()
-        return s.as_dict() | {"at_detector": cam.inflight}
+        return s.as_dict() | {"at_detector": cam.inflight,
+                              "second_opinions": dict(self._opinions.counts.get(cam.config.id, {}))}
 
 
 IngestActorRemote = ray.remote(num_cpus=0, max_restarts=0)(IngestActor)

@@ -72,6 +72,15 @@ class Detections:
 
 
 @dataclass(frozen=True, slots=True)
+class AuxAnswer:
+    """The detector's answer to one auxiliary image (a second-opinion crop, an upload): its detections, or
+    why it was skipped (``scheduler.SKIP_*``: no detector time within its wait, the queue full)."""
+
+    detections: Detections | None
+    skipped: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Tracks:
     """Confirmed tracks of one frame, in original frame coordinates."""
 
@@ -105,6 +114,7 @@ class TrackedFrame:
     media_time: float = -1.0  # seconds on the source's clock (-1: unknown, captured_at stands in)
     luma: float = -1.0  # mean grey level of the analysed image, 0-255 (-1: not measured)
     sharpness: float = -1.0  # variance of its Laplacian (image quality; -1: not measured)
+    nominal_fps: float = -1.0  # the camera's own rate (configured, else its source's; -1: not known)
 
     def to_log(self) -> dict[str, Any]:
         """A JSON line of the track log; ``from_log`` reads it back for replay."""
@@ -117,7 +127,7 @@ class TrackedFrame:
                        for box, c, k, i in zip(t.xyxy, t.confidence, t.class_id, t.track_id)],
             "appearance": None if t.appearance is None else np.round(t.appearance, 2).tolist(),
             "media_time": round(self.media_time, 4), "luma": round(self.luma, 2),
-            "sharpness": round(self.sharpness, 2),
+            "sharpness": round(self.sharpness, 2), "nominal_fps": round(self.nominal_fps, 3),
         }
 
     @classmethod
@@ -135,7 +145,7 @@ class TrackedFrame:
                           None if looks is None else np.asarray(looks, np.float32).reshape(len(trks), -1)
                           if len(trks) else np.zeros((0, 0), np.float32)),
             media_time=row.get("media_time", -1.0), luma=row.get("luma", -1.0),
-            sharpness=row.get("sharpness", -1.0),
+            sharpness=row.get("sharpness", -1.0), nominal_fps=row.get("nominal_fps", -1.0),
         )
 
 
@@ -179,6 +189,17 @@ class OpinionRequest:
     track_id: int
     class_id: int
     xyxy: tuple[float, float, float, float]
+
+
+@dataclass(frozen=True, slots=True)
+class OpinionAnswer:
+    """The answer to an ``OpinionRequest``: the crop's agreement score, or None and why it was skipped."""
+
+    stream_id: str
+    epoch: int
+    track_id: int
+    score: float | None
+    skipped: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,9 @@ class StreamMetrics:
         self.latency = metrics.Histogram(
             "surveillance_latency_ms", "Capture to validated latency (ms).",
             boundaries=[10, 25, 50, 100, 200, 400, 800, 1600, 3200], tag_keys=("stream",))
+        self.opinions = metrics.Counter(
+            "surveillance_second_opinions", "Second opinions asked, answered and skipped (skipped:<reason>).",
+            ("stream", "outcome"))
         self.stage = metrics.Histogram(
             "surveillance_stage_ms", "Time per pipeline stage (ms): queue (a frame in its camera's buffer), detect "
             "(detector round trip per request), track (per frame), validate (validator round trip per request).",

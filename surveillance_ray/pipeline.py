@@ -507,6 +507,7 @@ def build_summary(reports: dict[str, dict[str, Any]], counts: dict[str, dict[str
             "confirmed_tracks": c.get("confirmed_tracks", 0), "events_by_kind": c.get("events_by_kind", {}),
             "started_by_class": c.get("started_by_class", {}), "alerts": c.get("alerts", {}),
             "alerts_raised": raised(c.get("alerts", {})),
+            "second_opinions": r.get("second_opinions", {}),
             "ingest_actor": r.get("ingest_actor"),
             "node_id": r.get("node_id"),
         }
@@ -528,6 +529,11 @@ def build_summary(reports: dict[str, dict[str, Any]], counts: dict[str, dict[str
             alerts[tag] = alerts.get(tag, 0) + n
     total["dropped"] = dropped
     total["started_by_class"] = started
+    opinions: dict[str, int] = {}
+    for s in streams.values():
+        for what, n in s["second_opinions"].items():
+            opinions[what] = opinions.get(what, 0) + n
+    total["second_opinions"] = opinions
     total["alerts"] = alerts
     return {"streams": streams, "total": total}
 
@@ -556,6 +562,7 @@ DROP_REASONS = {
     "validator_error": "the validator failed them",
     "camera_error": "the camera's own processing failed",
     "removed": "the camera was removed or paused before they were analysed",
+    "superseded": "a newer frame of the camera was analysed instead (the pipeline was behind: newest first)",
 }
 
 
@@ -571,6 +578,18 @@ def run_notes(summary: dict[str, Any]) -> list[str]:
         notes.append("alerts raised: " + (", ".join(f"{n} {kind}" for kind, n in sorted(raised.items())) or "none")
                      + (f"; {held} suppressed by cooldowns" if held else "")
                      + " (surveillance-ray alerts RUN_DIR lists them)")
+    opinions = summary["total"].get("second_opinions") or {}
+    if opinions:
+        skipped = {k.split(":", 1)[1]: n for k, n in opinions.items() if k.startswith("skipped:")}
+        notes.append(f"second opinions: {opinions.get('asked', 0)} asked, {opinions.get('answered', 0)} answered"
+                     + (", skipped " + ", ".join(f"{n} ({why})" for why, n in sorted(skipped.items())) if skipped else "")
+                     + " (a skipped one is asked again while its alert waits; then the rule passes, saying so)")
+    scheduler = (summary.get("run", {}).get("detector") or {}).get("scheduler") or {}
+    if scheduler:
+        notes.append(f"detector: busy {100 * scheduler['busy_share']:.0f} % of the run, auxiliary work "
+                     f"{100 * scheduler['aux_share']:.1f} % (budget {100 * summary['run']['detector'].get('aux_share_budget', 0):.0f} %"
+                     " while cameras run)" + (", skipped " + ", ".join(f"{n} {k}" for k, n in scheduler["skipped"].items())
+                                             if scheduler.get("skipped") else ""))
     failures = summary.get("run", {}).get("validator_failures") or []
     if failures:
         notes.append(f"validator unreachable {len(failures)} time(s) (first at {failures[0]['t_s']:g} s: "

@@ -65,6 +65,7 @@ class RuleInput:
     zones: list[ZoneConfig] = field(default_factory=list)
     crossings: list[tuple[LineConfig, str]] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)  # what earlier rules of this evaluation found
+    own_gap_s: float | None = None  # between the camera's frames at its own rate (None: not known)
 
     @property
     def obs(self) -> Observation:
@@ -292,7 +293,11 @@ class BehaviorAnalysisRule:
 class MultiModelAgreementRule:
     """A second opinion on the track's crop, cut from the full-resolution frame and run through the detector
     again (the same model at a higher effective resolution), asked for once the track passes ADVANCED and
-    answered off the frame path; the alert waits for it, at most ``second_opinion_wait_s``."""
+    answered off the frame path; the alert waits for it, at most ``second_opinion_wait_s``.
+
+    A skipped ask (the detector's auxiliary budget had no time for it, or the ingest actor's backlog was full)
+    counts as not answered yet: it is asked again at the track's next evaluation, and once the wait is over
+    without an answer the rule passes, saying how many asks were skipped and why."""
 
     name = "MultiModelAgreementRule"
     level = AlertLevel.CRITICAL
@@ -301,21 +306,34 @@ class MultiModelAgreementRule:
         self.config = config
         self.ask = ask
 
-    def _ask(self, track: TrackHistory, early: bool) -> None:
-        track.opinion_asked_t, track.opinion_asked_at, track.opinion_early = track.last_t, track.observations, early
+    def _ask(self, track: TrackHistory, early: bool, again: bool = False) -> None:
+        if not again:  # a skipped ask asked again keeps its wait's start
+            track.opinion_asked_t, track.opinion_asked_at = track.last_t, track.observations
+        track.opinion_early, track.opinion_pending = early, True
         self.ask(track)
 
+    def _skipped_waiting(self, track: TrackHistory) -> bool:
+        """Its last ask was skipped and the wait is not over: ask again."""
+        return (track.opinion is None and track.opinion_asked_t is not None and not track.opinion_pending
+                and track.last_t - track.opinion_asked_t < self.config.second_opinion_wait_s)
+
     def ask_early(self, track: TrackHistory) -> None:
-        """Ask before ADVANCED passes (a sparse camera: the answer is in by its next frame)."""
+        """Ask before ADVANCED passes (a slow camera: the answer is in by its next frame)."""
         if track.opinion is None and track.opinion_asked_t is None:
             self._ask(track, early=True)
+        elif self._skipped_waiting(track):
+            self._ask(track, early=track.opinion_early, again=True)
 
     def evaluate(self, inp: RuleInput) -> RuleResult:
         track, c = inp.track, self.config
         if track.opinion is not None and track.opinion < c.second_opinion_min and (
-                track.opinion_early or track.observations - track.opinion_asked_at >= c.second_opinion_every):
-            # disagreed a while ago, or before the track was persistent: ask again
+                track.opinion_early or track.observations - track.opinion_asked_at >= c.second_opinion_every
+                or (inp.own_gap_s is not None
+                    and track.last_t - track.opinion_asked_t >= c.second_opinion_every * inp.own_gap_s)):
+            # disagreed a while ago (as many observations as its camera's own rate gives in that time: a camera
+            # analysed below its rate is asked again as soon), or before the track was persistent: ask again
             track.opinion, track.opinion_asked_t, track.opinion_early = None, None, False
+            track.opinion_skipped = 0
         if track.opinion is not None:
             passed = track.opinion >= c.second_opinion_min
             return RuleResult(self.name, self.level, passed, track.opinion,
@@ -324,8 +342,13 @@ class MultiModelAgreementRule:
             self._ask(track, early=False)
             return RuleResult(self.name, self.level, False, 0.0, "asked for a second opinion")
         waited = track.last_t - track.opinion_asked_t
+        skipped = (f" ({track.opinion_skipped} ask(s) skipped: {track.opinion_skip_reason})"
+                   if track.opinion_skipped else "")
         if waited >= c.second_opinion_wait_s:
-            return RuleResult(self.name, self.level, True, -1.0, f"no second opinion within {waited:.1f} s")
+            return RuleResult(self.name, self.level, True, -1.0, f"no second opinion within {waited:.1f} s{skipped}")
+        if self._skipped_waiting(track):
+            self._ask(track, early=False, again=True)
+            return RuleResult(self.name, self.level, False, 0.0, f"asked again for a second opinion{skipped}")
         return RuleResult(self.name, self.level, False, 0.0, "awaiting the second opinion")
 
 
@@ -335,6 +358,7 @@ class FalsePositivePredictionRule:
 
     name = "FalsePositivePredictionRule"
     level = AlertLevel.CRITICAL
+    costly = True  # a few ms a call: not asked while another rule of its level fails (validate)
 
     def __init__(self, config: ValidatorConfig, model: EnsembleModel) -> None:
         self.config = config

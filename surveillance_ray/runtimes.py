@@ -34,20 +34,32 @@ class Runtime(Protocol):
               classes: list[int] | None) -> list[Boxes]: ...
 
 
-def letterbox_params(shape: tuple[int, int], new_shape: tuple[int, int], auto: bool,
-                     stride: int) -> tuple[tuple[int, int], tuple[int, int, int, int]]:
-    """ultralytics' LetterBox: the resized (w, h) and the (top, bottom, left, right) padding."""
+def letterbox_params(shape: tuple[int, int], new_shape: tuple[int, int], auto: bool, stride: int,
+                     pad_to: tuple[int, int] | None = None) -> tuple[tuple[int, int], tuple[int, int, int, int]]:
+    """ultralytics' LetterBox: the resized (w, h) and the (top, bottom, left, right) padding; ``pad_to``
+    (h, w): resized as for ``new_shape``, padded (centred) to that size instead."""
     r = min(new_shape[0] / shape[0], new_shape[1] / shape[1])
     new_unpad = max(round(shape[1] * r), 1), max(round(shape[0] * r), 1)
-    dw, dh = new_shape[1] - new_unpad[0], new_shape[0] - new_unpad[1]
-    if auto:
+    target = pad_to or new_shape
+    dw, dh = target[1] - new_unpad[0], target[0] - new_unpad[1]
+    if auto and pad_to is None:
         dw, dh = dw % stride, dh % stride
     dw, dh = dw / 2, dh / 2
     return new_unpad, (round(dh - 0.1), round(dh + 0.1), round(dw - 0.1), round(dw + 0.1))
 
 
-def letterbox(image: np.ndarray, new_shape: tuple[int, int], auto: bool, stride: int) -> np.ndarray:
-    new_unpad, (top, bottom, left, right) = letterbox_params(image.shape[:2], new_shape, auto, stride)
+def batch_shape(shapes: list[tuple[int, int]], imgsz: int, stride: int) -> tuple[int, int]:
+    """The smallest input that holds each image letterboxed as ultralytics would alone (its ``auto`` rectangle):
+    the same scale for every image, centred, padded. One image, or images of one shape: exactly its rectangle;
+    images of several shapes (second-opinion crops batched together) share it instead of a full square."""
+    sizes = [letterbox_params(shape, (imgsz, imgsz), True, stride) for shape in shapes]
+    return (max(unpad[1] + top + bottom for unpad, (top, bottom, _, _) in sizes),
+            max(unpad[0] + left + right for unpad, (_, _, left, right) in sizes))
+
+
+def letterbox(image: np.ndarray, new_shape: tuple[int, int], auto: bool, stride: int,
+              pad_to: tuple[int, int] | None = None) -> np.ndarray:
+    new_unpad, (top, bottom, left, right) = letterbox_params(image.shape[:2], new_shape, auto, stride, pad_to)
     if image.shape[1::-1] != new_unpad:
         image = cv2.resize(image, new_unpad, interpolation=cv2.INTER_LINEAR)
     return cv2.copyMakeBorder(image, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3)
@@ -122,9 +134,12 @@ class OpenVINORuntime:
 
     def infer(self, images: list[np.ndarray], conf: float, iou: float, max_det: int,
               classes: list[int] | None) -> list[Boxes]:
-        same = len({im.shape for im in images}) == 1
-        new_shape = self.static_hw or (self.imgsz, self.imgsz)
-        batch = np.stack([letterbox(im, new_shape, self.dynamic and same, self.stride) for im in images])
+        if self.static_hw:
+            batch = np.stack([letterbox(im, self.static_hw, False, self.stride) for im in images])
+        else:
+            square, common = (self.imgsz, self.imgsz), batch_shape([im.shape[:2] for im in images], self.imgsz,
+                                                                  self.stride)
+            batch = np.stack([letterbox(im, square, False, self.stride, common) for im in images])
         step = self.static_batch or len(images)
         outputs = [self._model(batch[i:i + step])[0] for i in range(0, len(images), step)]
         raw = np.concatenate(outputs) if len(outputs) > 1 else outputs[0]

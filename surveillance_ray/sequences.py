@@ -88,10 +88,11 @@ def slowed(seq: Sequence, every_s: float = 1.0, behind: bool = False) -> Sequenc
     source.open()
     try:
         step = max(1, round(every_s * source.fps))
+        rate = round(source.fps / step, 2)  # the rate it is analysed at, once whole frames are taken
     finally:
         source.close()
     gt = None if seq.gt is None else {k: v for k, v in seq.gt.items() if k % step == 0}
-    return Sequence(f"{seq.name}-{1 / every_s:g}fps" + ("-behind" if behind else ""), seq.source, gt, seq.frames,
+    return Sequence(f"{seq.name}-{rate:g}fps" + ("-behind" if behind else ""), seq.source, gt, seq.frames,
                     step, seq.name, behind)
 
 
@@ -236,6 +237,9 @@ def load_clips(sequences: list[Sequence], imgsz: int, refresh: bool = False, cac
             data = {"rows": rows, "fps": fps, "source": seq.source, "step": seq.step, "behind": seq.behind}
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(data))
+        nominal = round(data["fps"] / (1 if seq.behind else seq.step), 3)  # the camera's own rate
+        for row in data["rows"]:  # (logs cached before rows carried it)
+            row.setdefault("nominal_fps", nominal)
         clips.append(Clip(seq, data["rows"], data["fps"], label_tracks(data["rows"], seq),
                           label_tracks(data["rows"], seq, one_identity=False)))
     return clips

@@ -142,6 +142,11 @@ class StreamTracker:
             setattr(self._tracker, stage, default if metric is None else metric)
 
     @property
+    def frame_rate(self) -> float:
+        """The camera's own rate (configured, else its source's): what it was made with."""
+        return self._frame_rate
+
+    @property
     def tracks_seen(self) -> int:
         """Distinct confirmed tracks over all sessions."""
         return self._earlier_sessions + len(self._ids)
@@ -188,7 +193,8 @@ def track_frame(tracker: StreamTracker, frame: Frame, detections: Detections) ->
         detections = detections.scaled(1.0 / frame.scale)
     tracks = tracker.update(detections, timestamp=frame.media_time, image=frame.image, scale=frame.scale)
     return TrackedFrame(frame.stream_id, frame.frame_id, frame.source_index, frame.captured_at, frame.epoch,
-                        frame.original_shape, detections, tracks, frame.media_time, frame.luma, frame.sharpness)
+                        frame.original_shape, detections, tracks, frame.media_time, frame.luma, frame.sharpness,
+                        tracker.frame_rate)
 
 
 APPEARANCE_BINS = (8, 3)  # hue x saturation

@@ -31,8 +31,8 @@ from surveillance_ray.ensemble import EnsembleModel, load_model, track_features
 from surveillance_ray.history import Observation, TrackHistory
 from surveillance_ray.metrics import AlertMetrics
 from surveillance_ray.evidence import EscalationRequest
-from surveillance_ray.messages import (AlertLevel, Event, EventKind, OpinionRequest, SnapshotRequest, TrackedFrame,
-                                      Validated)
+from surveillance_ray.messages import (AlertLevel, Event, EventKind, OpinionAnswer, OpinionRequest, SnapshotRequest,
+                                      TrackedFrame, Validated)
 from surveillance_ray.rules import (ConfidenceThresholdRule, Finding, MultiModelAgreementRule, RuleInput, RuleResult,
                                     default_rules)
 from surveillance_ray.scene import CameraScene
@@ -51,10 +51,20 @@ class StreamCounts:
     t: float = 0.0  # the camera clock at its latest frame
     gaps: deque[float] = field(default_factory=lambda: deque(maxlen=5))  # between its latest frames
     sparse: bool = False  # its frames lately come further apart than sparse_frame_gap_s (median of gaps)
+    own_gap_s: float | None = None  # between frames at its own rate (configured, else the source's; None: not known)
+    slow: bool | None = None  # that gap is over sparse_frame_gap_s
     tag: str = ""  # in alert ids after the camera id (the service's session): ids stay unique across restarts
     by_kind: dict[str, int] = field(default_factory=dict)
     started_by_class: dict[str, int] = field(default_factory=dict)
     alerts: dict[str, int] = field(default_factory=dict)  # "raised:object", "suppressed:intrusion", ...
+
+    def asks_early(self) -> bool:
+        """Its tracks ask their second opinion at their first sighting (answered by the next frame, when
+        persistence can pass): a camera slow by its own rate. One that is only analysed slowly (the pipeline
+        is behind) asks as fast cameras do, when a track passes ADVANCED: early asks for every new track
+        would add detector work exactly when it has none to spare. Not known (a track log without the rate):
+        sparse by its analysed frames, or at its first frame."""
+        return self.slow if self.slow is not None else (self.sparse or not self.gaps)
 
 
 class Validator:
@@ -125,6 +135,9 @@ class Validator:
         else:  # the median: one late frame does not make a camera sparse
             stream.gaps.append(media + stream.clock_offset - stream.t)
             stream.sparse = statistics.median(stream.gaps) > self.config.sparse_frame_gap_s
+        if frame.nominal_fps > 0:
+            stream.own_gap_s = 1.0 / frame.nominal_fps
+            stream.slow = stream.own_gap_s > self.config.sparse_frame_gap_s
         stream.t = media + stream.clock_offset
         scene = self.scene(frame.stream_id)
         seen = scene.observe(frame)
@@ -180,17 +193,30 @@ class Validator:
         self._requests.append(OpinionRequest(state.stream_id, state.epoch, state.track_id, state.class_id,
                                              state.last.xyxy))
 
-    def second_opinion(self, stream_id: str, epoch: int, track_id: int, score: float) -> None:
-        """The answer to an ``OpinionRequest`` (from the ingest actor); logged so that a replay sees it."""
-        score = round(float(score), 4)
+    def second_opinion(self, stream_id: str, epoch: int, track_id: int, score: float | None,
+                       skipped: str | None = None) -> None:
+        """The answer to an ``OpinionRequest`` (from the ingest actor), or ``score`` None and why it was
+        ``skipped`` (the rule asks again while its wait lasts); logged so that a replay sees it."""
+        score = None if score is None else round(float(score), 4)
         state = self._tracks.get((stream_id, epoch, track_id))
         if self.record_tracks:  # logged with the camera's next frame, applied before it on replay
-            self._opinions_to_log.setdefault(stream_id, []).append([epoch, track_id, score])
+            self._opinions_to_log.setdefault(stream_id, []).append(
+                [epoch, track_id, score] if score is not None else [epoch, track_id, None, skipped or "skipped"])
         if state is None:
+            return
+        state.opinion_pending = False
+        if score is None:
+            state.opinion_skipped += 1
+            state.opinion_skip_reason = skipped or "skipped"
             return
         if state.opinion is None and state.opinion_asked_t is not None:  # its alert was waiting for this
             self._answered.setdefault(stream_id, []).append(state)
         state.opinion = score
+
+    def second_opinions(self, answers: list[OpinionAnswer]) -> None:
+        """Several answers at once (an ingest actor's batch of crops)."""
+        for a in answers:
+            self.second_opinion(a.stream_id, a.epoch, a.track_id, a.score, a.skipped)
 
     def _recheck_answered(self, stream_id: str) -> None:
         """Tracks of the camera whose second opinion came since its last frame: the rules again on their
@@ -243,15 +269,16 @@ class Validator:
         if not basic.passed:
             return
         stream = self._streams[state.stream_id]
-        if self._agreement is not None and (stream.sparse or not stream.gaps):
-            # answered by the camera's next frame, when persistence can pass (at a stream's first frame its
-            # rate is unknown: asked too, a "no" is asked again)
+        if self._agreement is not None and stream.asks_early():
+            # answered by the camera's next frame, when persistence can pass
             self._agreement.ask_early(state)
-        inp = RuleInput(state, scene, zones, crossings)
+        inp = RuleInput(state, scene, zones, crossings, own_gap_s=stream.own_gap_s)
         behaviors: tuple[str, ...] = ()
         for level in self.levels:
             failed = None
             for rule in (r for r in self.rules if r.level == level):
+                if failed is not None and getattr(rule, "costly", False):
+                    continue  # the level fails anyway: the ensemble waits for the second opinion
                 result = rule.evaluate(inp)
                 results.append(result)
                 inp.findings += result.findings
@@ -508,24 +535,26 @@ class Replay:
 
 def replay(rows: Iterable[dict[str, Any]], config: ValidatorConfig, class_names: dict[int, str],
            cameras: Iterable[CameraConfig] = (), ensemble: EnsembleModel | None = None, collect: int = 0,
-           answer: Callable[[dict[str, Any], OpinionRequest], float | None] | None = None) -> Replay:
+           answer: Callable[[dict[str, Any], OpinionRequest], float | str | None] | None = None) -> Replay:
     """Run a track log through a fresh validator; gives the events and alerts the run produced (and,
     with ``collect``, the features of its candidate observations: ``Replay.candidates``). Second opinions
     the run logged are applied where it applied them; ``answer`` (row, request) → score answers the
-    requests of logs that hold none, at once (e.g. ``sequences.logged_crop_score``)."""
+    requests of logs that hold none, at once (e.g. ``sequences.logged_crop_score``; a str: skipped, why)."""
     validator = Validator(config, class_names, cameras, keep_alerts=True, ensemble=ensemble, collect=collect)
     streams: list[str] = []
     raised_at: list[tuple[Alert, int]] = []  # in the order raised
     last: dict[str, int] = {}
     for row in rows:
-        for epoch, track_id, score in row.get("opinions", ()):
-            validator.second_opinion(row["stream_id"], epoch, track_id, score)
+        for epoch, track_id, score, *skipped in row.get("opinions", ()):
+            validator.second_opinion(row["stream_id"], epoch, track_id, score, *skipped)
         frame = TrackedFrame.from_log(row)
         if frame.stream_id not in streams:
             streams.append(frame.stream_id)
         for request in validator.process(frame).requests:
             score = answer(row, request) if answer is not None else None
-            if score is not None:
+            if isinstance(score, str):  # skipped, with this reason (the detector had no time for it)
+                validator.second_opinion(request.stream_id, request.epoch, request.track_id, None, score)
+            elif score is not None:
                 validator.second_opinion(request.stream_id, request.epoch, request.track_id, score)
         last[frame.stream_id] = frame.source_index
         _note_raised(validator, raised_at, frame.source_index)

@@ -85,3 +85,51 @@ def test_other_formats_load(assets: Path, model: str) -> None:
     d = Detector(DetectorConfig(weights=str(assets / "weights" / model), imgsz=640))
     out = d.detect([cv2.imread(str(assets / "images/bus.jpg"))])[0]
     assert d.names[0] == "person" and 5 in out.class_id.tolist() and (out.class_id == 0).sum() >= 3
+
+
+def test_auxiliary_images_go_through_the_scheduler_and_are_accounted(handle, pets_video: Path) -> None:
+    """Crops and uploads (``detect_aux``): answered with their detections, counted apart from frames, within the
+    replica's auxiliary share; the health check needs no pass while frames go through."""
+    cap = cv2.VideoCapture(str(pets_video))
+    frame = cap.read()[1]
+    crops = [frame[40:200, 50:130], frame[100:330, 280:400], np.ascontiguousarray(frame[:, :200])]
+    before = handle.stats.remote().result()
+    answers = handle.detect_aux.remote(crops, "crop").result()
+    assert len(answers) == 3 and all(a.skipped is None and a.detections is not None for a in answers)
+    [upload] = handle.detect_aux.remote([frame], "upload").result()
+    assert upload.detections is not None and (upload.detections.class_id == 0).sum() >= 3
+    after = handle.stats.remote().result()
+    assert after["aux"]["crop"] - before["aux"].get("crop", 0) == 3 and after["aux"]["upload"] >= 1
+    assert after["frames"] == before["frames"]  # auxiliary work is not counted as frames
+    scheduler = after["scheduler"]
+    assert scheduler["images"]["crop"] >= 3 and scheduler["busy_s"]["aux"] > 0
+    assert 0 < scheduler["aux_share"] < 1 and after["aux_share_budget"] == 0.15
+
+
+def test_auto_backend_is_the_faster_export_on_this_cpu_and_the_card_says_so(tmp_path: Path, monkeypatch) -> None:
+    import shutil
+    from dataclasses import replace
+
+    from surveillance_ray.export import _resolve_one, _timed_choice, resolve
+    from surveillance_ray.hardware import cpu_label
+
+    cfg = DetectorConfig(imgsz=320)
+    resolved = resolve(cfg)
+    choice = resolved.card["backend_choice"]
+    assert set(choice["fps"]) == {"openvino-int8", "openvino"} and all(v > 0 for v in choice["fps"].values())
+    assert choice["chosen"] == max(choice["fps"], key=choice["fps"].get) == resolved.backend
+    assert choice["cpu"] == cpu_label() and choice["batch"] == cfg.max_batch_size
+    assert "avx2" in choice["cpu_info"]["isa"] or choice["cpu_info"]["isa"] == []
+    stored = __import__("json").loads(Path(resolved.weights + ".card.json").read_text())
+    assert any(c["chosen"] == resolved.backend for c in stored["backend_choice"].values())  # on the card too
+    # an INT8 export that failed its accuracy check is no candidate: FP32 runs, the card says why (in a cache of
+    # its own: this made-up choice must not stay in the real one)
+    fp32 = _resolve_one(Path(cfg.weights), "openvino", cfg)
+    copy = tmp_path / "models" / Path(fp32.weights).name
+    shutil.copytree(fp32.weights, copy)
+    shutil.copy(fp32.weights + ".card.json", str(copy) + ".card.json")
+    monkeypatch.setenv("SURVEILLANCE_CACHE", str(tmp_path))
+    only = _timed_choice(Path(cfg.weights), cfg, [replace(fp32, weights=str(copy))], "F1 0.5 < 0.9")
+    assert only["chosen"] == "openvino" and only["int8_rejected"] == "F1 0.5 < 0.9" and only["fps"] == {}
+    assert list(__import__("json").loads(Path(str(copy) + ".card.json").read_text())["backend_choice"].values())[
+        -1]["int8_rejected"] == "F1 0.5 < 0.9"

@@ -30,6 +30,18 @@ def test_buffer_drops_oldest_and_counts() -> None:
     assert [f.frame_id for f in drain(buffer)] == [4, 5, 6]
 
 
+def test_a_live_cameras_newest_frame_is_taken_and_the_older_ones_superseded() -> None:
+    live, files = FrameBuffer(3, block=False), FrameBuffer(3, block=True)
+    stop = threading.Event()
+    for i in range(3):
+        live.put(frame(i), stop)
+        files.put(frame(i), stop)
+    taken, superseded = live.take()
+    assert (taken.frame_id, superseded, len(live)) == (2, 2, 0)  # the pipeline was behind: newest first
+    assert live.take() == (None, 0)
+    assert [files.take()[0].frame_id for _ in range(3)] == [0, 1, 2]  # files read as fast as possible: in order
+
+
 def test_blocking_buffer_waits_instead_of_dropping() -> None:
     buffer = FrameBuffer(2, block=True)
     stop = threading.Event()

@@ -20,7 +20,8 @@ FPS = 10.0
 
 def frame(i: int, tracks: list[tuple[int, float, tuple[float, float, float, float]]], cls: int = 0,
           stream: str = "cam", epoch: int = 0, t0: float = 1_800_000_000.0,
-          looks: np.ndarray | None = None, fps: float | None = None) -> TrackedFrame:
+          looks: np.ndarray | None = None, fps: float | None = None, nominal: float = -1.0) -> TrackedFrame:
+    """``fps``: the rate the frames come at; ``nominal``: the camera's own rate (-1: not known)."""
     fps = fps or FPS
     n = len(tracks)
     xyxy = np.array([box for _, _, box in tracks], np.float32).reshape(-1, 4)
@@ -29,7 +30,7 @@ def frame(i: int, tracks: list[tuple[int, float, tuple[float, float, float, floa
         looks = np.repeat(looks[None, :], n, axis=0)
     t = Tracks(xyxy, conf, np.full(n, cls, np.int32), np.array([tid for tid, _, _ in tracks], np.int64), looks)
     return TrackedFrame(stream, i, i, t0 + i / fps, epoch, SHAPE, Detections(xyxy, conf, t.class_id), t,
-                        media_time=i / fps, luma=120.0, sharpness=300.0)
+                        media_time=i / fps, luma=120.0, sharpness=300.0, nominal_fps=nominal)
 
 
 def walker(x0: float, y0: float, vx: float = 2.0, vy: float = 0.0, h: float = 80.0, w: float = 30.0):
@@ -352,3 +353,59 @@ def test_no_second_opinion_never_holds_an_alert_for_good() -> None:
     [alert] = v.alerts
     assert alert.rules[-2].reason.startswith("no second opinion within 1.0 s")
     assert 1.0 < alert.time_to_alert_s < 1.5
+
+
+def test_a_camera_only_behind_asks_once_the_track_is_persistent_and_again_at_its_next_frame() -> None:
+    """Analysed once a second (the pipeline is behind) but a 10-fps camera: no early ask at the first sighting
+    (it would add detector work when there is none to spare); asked once persistence passes, and a "no" is asked
+    again after the time 10 observations take at its own rate (1 s: its next frame). A camera slow by its own rate
+    still asks at the first sighting."""
+    def asks(nominal: float, answers: list[float]) -> tuple[list[list[int]], list[int]]:
+        v = validator(second_opinion=True, ensemble_model=None)
+        asked = []
+        for i in range(6):
+            people = [(1, 0.8, walker(100, 100, vx=20)(i))] if i >= 1 else []
+            asked.append([r.track_id for r in v.process(frame(i, people, fps=1.0, nominal=nominal)).requests])
+            if asked[-1]:
+                v.second_opinion("cam", 0, 1, answers.pop(0))
+        return asked, [a.frame_id for a in v.alerts]
+
+    assert asks(10.0, [0.1, 0.9]) == ([[], [], [1], [1], [], []], [3])
+    assert asks(1.0, [0.9]) == ([[], [1], [], [], [], []], [2])  # slow by its own rate: asked at first sighting
+
+
+def test_a_skipped_second_opinion_is_asked_again_until_the_wait_is_over() -> None:
+    v = validator(second_opinion=True, ensemble_model=None, second_opinion_wait_s=1.0)
+    asked = []
+    for i in range(16):
+        out = v.process(frame(i, [(1, 0.8, walker(100, 100)(i))] if i else [], nominal=10.0))
+        asked.append(bool(out.requests))
+        for r in out.requests:
+            v.second_opinion("cam", 0, r.track_id, None, "budget")  # the detector had no time for it
+    assert asked[:4] == [False, False, False, True] and sum(asked) >= 8  # asked again at every frame while waiting
+    [alert] = v.alerts
+    agreement = next(r for r in alert.rules if r.rule == "MultiModelAgreementRule")
+    assert agreement.passed and agreement.reason.startswith("no second opinion within 1.0 s (")
+    assert "ask(s) skipped: budget" in agreement.reason and 1.0 <= alert.time_to_alert_s < 1.3
+
+
+def test_skipped_and_answered_second_opinions_replay_as_they_ran(tmp_path) -> None:
+    from surveillance_ray.validate import replay
+
+    v = Validator(ValidatorConfig(second_opinion=True, ensemble_model=None), NAMES, [cam()], record_tracks=True,
+                  keep_alerts=True)
+    rows, asks = [], {1: 0, 2: 0}
+    for i in range(30):
+        out = v.process(frame(i, [(1, 0.8, walker(100, 100)(i)), (2, 0.8, walker(400, 100)(i))] if i else [],
+                              nominal=10.0))
+        for r in out.requests:  # track 1: skipped once, then agreed; track 2: always skipped
+            asks[r.track_id] += 1
+            skip = r.track_id == 2 or asks[1] == 1
+            v.second_opinion("cam", 0, r.track_id, None if skip else 0.9, "budget" if skip else None)
+        rows += v.drain()[1]
+    logged = [o for row in rows for o in row.get("opinions", ())]
+    assert [0, 2, None, "budget"] in logged and [0, 1, 0.9] in logged
+    again = replay(rows, ValidatorConfig(second_opinion=True, ensemble_model=None), NAMES, [cam()])
+    assert [(a.track_id, a.rules[-1].reason) for a in again.alerts] == [(a.track_id, a.rules[-1].reason)
+                                                                         for a in v.alerts]
+    assert len(v.alerts) == 2

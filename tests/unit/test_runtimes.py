@@ -7,7 +7,7 @@ from ultralytics.data.augment import LetterBox
 from ultralytics.utils import ops
 from ultralytics.utils.nms import non_max_suppression
 
-from surveillance_ray.runtimes import letterbox, nms, scale_boxes
+from surveillance_ray.runtimes import batch_shape, letterbox, letterbox_params, nms, scale_boxes
 
 
 @pytest.mark.parametrize("shape", [(360, 480), (240, 320), (1080, 1920), (577, 101), (64, 64)])
@@ -46,3 +46,25 @@ def test_nms_is_ultralytics(classes: list[int] | None) -> None:
     assert len(ref) > 20 and len(xyxy) == len(ref)
     assert np.array_equal(cls, ref[:, 5].astype(np.int32))
     assert np.allclose(conf, ref[:, 4]) and np.allclose(xyxy, ref[:, :4], atol=1e-4)
+
+
+@pytest.mark.parametrize("shape", [(360, 480), (240, 320), (577, 101), (64, 64), (250, 100), (97, 251)])
+def test_one_image_padded_to_its_batch_shape_is_ultralytics_auto(shape: tuple[int, int]) -> None:
+    image = np.random.default_rng(4).integers(0, 255, (*shape, 3), np.uint8)
+    common = batch_shape([shape], 320, 32)
+    ours = letterbox(image, (320, 320), False, 32, common)
+    assert np.array_equal(ours, LetterBox((320, 320), auto=True, stride=32)(image=image))
+
+
+def test_crops_of_several_shapes_share_the_smallest_common_input() -> None:
+    shapes = [(250, 100), (200, 90), (120, 60)]  # tall crops: 320 x 128 each alone
+    assert batch_shape(shapes, 320, 32) == (320, 160)  # not a 320 x 320 square
+    rng = np.random.default_rng(5)
+    for shape in shapes:  # each at its own scale, centred: only more grey around it
+        image = rng.integers(0, 255, (*shape, 3), np.uint8)
+        alone = LetterBox((320, 320), auto=True, stride=32)(image=image)
+        padded = letterbox(image, (320, 320), False, 32, (320, 160))
+        (_, _), (top, _, left, _) = letterbox_params(shape, (320, 320), False, 32, (320, 160))
+        (_, _), (top1, _, left1, _) = letterbox_params(shape, (320, 320), True, 32)
+        inner = padded[top - top1:top - top1 + alone.shape[0], left - left1:left - left1 + alone.shape[1]]
+        assert padded.shape[:2] == (320, 160) and np.array_equal(inner, alone)

@@ -1,0 +1,247 @@
+"""The detector's scheduler: one forward pass at a time, camera frames first, auxiliary work on a budget.
+
+Camera frames are the detector's job. Auxiliary work (second-opinion crops, ``/detect`` uploads, health
+probes) shares it on a budget: while cameras are running it may take at most ``share`` of the detector's
+time (a token bucket of detector seconds), batched, one aux pass between frame passes. An auxiliary image
+that cannot start within its wait, or finds the queue full, is *skipped* with the reason: it is answered at
+once, never queued without bound, so it cannot pile up in front of frames. With no camera frame for
+``idle_after_s`` the detector is idle and auxiliary work runs freely.
+
+Pure asyncio with the forward passes given as functions (the Serve deployment passes the detector's),
+so the policy is unit-tested with a fake clock and fake passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+SKIP_BUDGET = "budget"  # no detector time within its wait: the budget was spent on earlier auxiliary work
+SKIP_QUEUE = "queue_full"  # too many auxiliary images waiting already
+
+
+@dataclass
+class AuxBudget:
+    """Detector seconds for auxiliary work: ``share`` of every second accrues, up to ``burst_s``; work is
+    charged what it took (the credit may fall to ``-burst_s``: later work waits until it is positive again)."""
+
+    share: float
+    burst_s: float
+    credit: float = 0.0
+    at: float | None = None
+
+    def refill(self, now: float) -> None:
+        self.credit = self.burst_s if self.at is None else min(self.burst_s, self.credit + self.share * (now - self.at))
+        self.at = now
+
+    def allows(self, now: float) -> bool:
+        self.refill(now)
+        return self.credit > 0
+
+    def charge(self, seconds: float, now: float) -> None:
+        self.refill(now)
+        self.credit = max(-self.burst_s, self.credit - seconds)
+
+    def affordable(self, cost_each: float) -> int:
+        """How many items of ``cost_each`` seconds the credit covers (at least one when it is positive)."""
+        return max(1, math.ceil(self.credit / cost_each)) if cost_each > 0 else 1 << 30
+
+
+@dataclass
+class _AuxItem:
+    image: Any
+    kind: str
+    deadline: float
+    future: asyncio.Future
+    queued_at: float
+
+
+@dataclass
+class SchedulerStats:
+    """Cumulative: seconds the detector spent on each kind of work, passes, images, skips."""
+
+    started: float
+    busy_s: Counter = field(default_factory=Counter)  # "frames" / "aux"
+    passes: Counter = field(default_factory=Counter)
+    images: Counter = field(default_factory=Counter)  # frames, and aux images by kind ("crop", "upload", ...)
+    skipped: Counter = field(default_factory=Counter)  # "<kind>:<reason>"
+    aux_wait_s: float = 0.0  # summed over the aux images run: time from queued to started
+    frames_delayed_s: float = 0.0  # aux passes that ran while frames waited
+
+    def as_dict(self, now: float) -> dict[str, Any]:
+        wall = max(1e-9, now - self.started)
+        aux_images = sum(n for k, n in self.images.items() if k != "frames")
+        return {"wall_s": round(wall, 2), "busy_s": {k: round(v, 3) for k, v in self.busy_s.items()},
+                "busy_share": round(sum(self.busy_s.values()) / wall, 4),
+                "aux_share": round(self.busy_s["aux"] / wall, 4), "passes": dict(self.passes),
+                "images": dict(self.images), "skipped": dict(self.skipped),
+                "aux_wait_ms_mean": round(1000 * self.aux_wait_s / aux_images, 1) if aux_images else None,
+                "frames_delayed_by_aux_s": round(self.frames_delayed_s, 3)}
+
+
+class DetectorScheduler:
+    """Runs ``run_frames(images)`` and ``run_aux(images, kinds)`` one at a time on a worker task (each pass
+    in a thread, off the event loop), by the policy in the module's docstring."""
+
+    def __init__(self, run_frames: Callable[[list], list], run_aux: Callable[[list, list[str]], list], *,
+                 share: float, max_batch: int, queue_size: int, wait_s: float, idle_after_s: float = 1.0,
+                 burst_s: float | None = None, clock: Callable[[], float] = time.monotonic,
+                 to_thread: Callable[..., Any] = asyncio.to_thread) -> None:
+        self._run_frames, self._run_aux = run_frames, run_aux
+        self.budget = AuxBudget(share, burst_s if burst_s is not None else max(0.05, 2.0 * share))
+        self.max_batch, self.queue_size, self.wait_s, self.idle_after_s = max_batch, queue_size, wait_s, idle_after_s
+        self._clock, self._to_thread = clock, to_thread
+        self._frames: deque[tuple[list, asyncio.Future]] = deque()
+        self._aux: deque[_AuxItem] = deque()
+        self._last_frames_at = -math.inf
+        self._last_kind = "aux"
+        self._aux_cost = 0.0  # seconds per aux image (moving average): how many the credit covers
+        self._wake: asyncio.Event | None = None
+        self._worker: asyncio.Task | None = None
+        self.stats = SchedulerStats(started=clock())
+
+    # -- callers ---------------------------------------------------------------------------
+    async def frames(self, images: list) -> list:
+        """Detections of camera frames (first in line)."""
+        future = self._start().create_future()
+        self._frames.append((images, future))
+        self._wake.set()
+        return await future
+
+    async def aux(self, images: list, kind: str, wait_s: float | None = None) -> list:
+        """Per image its detections, or the reason (a str) it was skipped."""
+        loop = self._start()
+        now = self._clock()
+        wait = self.wait_s if wait_s is None else wait_s
+        futures = []
+        for image in images:
+            future = loop.create_future()
+            if len(self._aux) >= self.queue_size:
+                self._skip(kind, SKIP_QUEUE, future)
+            else:
+                self._aux.append(_AuxItem(image, kind, now + wait, future, now))
+            futures.append(future)
+        self._wake.set()
+        return list(await asyncio.gather(*futures))
+
+    def now(self) -> float:
+        return self._clock()
+
+    def busy(self) -> bool:
+        """Camera frames went through within ``idle_after_s`` (the detector is working for the cameras)."""
+        return bool(self._frames) or self._clock() - self._last_frames_at < self.idle_after_s
+
+    # -- the worker -------------------------------------------------------------------------
+    def _start(self) -> asyncio.AbstractEventLoop:
+        loop = asyncio.get_running_loop()
+        if self._worker is None or self._worker.done():
+            self._wake = asyncio.Event()
+            self._worker = loop.create_task(self._work())
+        return loop
+
+    async def _work(self) -> None:
+        while True:
+            job = self._next()
+            if job is None:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self._sleep_s())
+                except asyncio.TimeoutError:
+                    pass
+                continue
+            await self._run(*job)
+
+    def _sleep_s(self) -> float | None:
+        """Until the next aux deadline or credit (None: nothing waits)."""
+        if not self._aux:
+            return None
+        now = self._clock()
+        soonest = min(item.deadline for item in self._aux) - now
+        refill = -self.budget.credit / self.budget.share if self.budget.share > 0 else soonest
+        return max(0.001, min(soonest, refill + 0.001))
+
+    def _next(self) -> tuple[str, list, bool] | None:
+        """The next pass: (kind, its work: frame jobs or aux items, whether frames were waiting)."""
+        now = self._clock()
+        self._expire(now)
+        frames_wait = bool(self._frames)
+        if self._aux:
+            loaded = frames_wait or now - self._last_frames_at < self.idle_after_s
+            # in the gaps between frame passes, while in credit; ahead of waiting frames only once an aux image
+            # has waited half its wait (one pass, never two in a row); free when the cameras leave it idle
+            overdue = now - self._aux[0].queued_at >= 0.5 * (self._aux[0].deadline - self._aux[0].queued_at)
+            if not loaded or (self.budget.allows(now) and (
+                    not frames_wait or (overdue and self._last_kind != "aux"))):
+                n = min(self.max_batch, len(self._aux), self.budget.affordable(self._aux_cost) if loaded else 1 << 30)
+                items = [self._aux.popleft() for _ in range(n)]
+                return "aux", items, frames_wait
+        if frames_wait:
+            jobs = [self._frames.popleft() for _ in range(len(self._frames))]
+            return "frames", jobs, False
+        return None
+
+    async def _run(self, kind: str, work: list, frames_waited: bool) -> None:
+        t0 = self._clock()
+        if kind == "frames":
+            images = [image for batch, _ in work for image in batch]
+            futures = [f for _, f in work]
+        else:
+            images = [item.image for item in work]
+            futures = [item.future for item in work]
+            self.stats.aux_wait_s += sum(t0 - item.queued_at for item in work)
+        try:
+            if kind == "frames":
+                out = await self._to_thread(self._run_frames, images)
+            else:
+                out = await self._to_thread(self._run_aux, images, [item.kind for item in work])
+        except Exception as exc:  # noqa: BLE001 - the callers get the error, the worker goes on
+            for future in futures:
+                if not future.done():
+                    future.set_exception(exc)
+            out = None
+        now = self._clock()
+        took = now - t0
+        self.stats.busy_s[kind] += took
+        self.stats.passes[kind] += 1
+        self._last_kind = kind
+        if kind == "frames":
+            self._last_frames_at = now
+            self.stats.images["frames"] += len(images)
+            if out is not None:
+                start = 0
+                for (batch, future) in work:
+                    if not future.done():
+                        future.set_result(out[start:start + len(batch)])
+                    start += len(batch)
+            return
+        self.budget.charge(took, now)
+        if frames_waited:
+            self.stats.frames_delayed_s += took
+        per_image = took / max(1, len(work))
+        self._aux_cost = per_image if self._aux_cost == 0 else 0.8 * self._aux_cost + 0.2 * per_image
+        for item in work:
+            self.stats.images[item.kind] += 1
+        if out is not None:
+            for future, result in zip(futures, out):
+                if not future.done():
+                    future.set_result(result)
+
+    def _expire(self, now: float) -> None:
+        """Aux images past their wait are skipped: the budget had no time for them."""
+        while self._aux and any(item.deadline <= now for item in self._aux):
+            kept: deque[_AuxItem] = deque()
+            for item in self._aux:
+                if item.deadline <= now:
+                    self._skip(item.kind, SKIP_BUDGET, item.future)
+                else:
+                    kept.append(item)
+            self._aux = kept
+
+    def _skip(self, kind: str, reason: str, future: asyncio.Future) -> None:
+        self.stats.skipped[f"{kind}:{reason}"] += 1
+        if not future.done():
+            future.set_result(reason)

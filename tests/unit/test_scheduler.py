@@ -1,0 +1,151 @@
+"""The detector's scheduler: frames first, auxiliary work batched within its share, skipped with a reason."""
+
+import asyncio
+
+import pytest
+
+from surveillance_ray.scheduler import SKIP_BUDGET, SKIP_QUEUE, AuxBudget, DetectorScheduler
+
+FRAME_S, AUX_S = 0.010, 0.006  # detector seconds per frame / per aux image (a pass costs the sum)
+
+
+class FakeDetector:
+    """Passes that take fake time: the scheduler's clock moves only when the detector works (or a test moves it)."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+        self.passes: list[tuple[str, int]] = []
+
+    def clock(self) -> float:
+        return self.t
+
+    async def to_thread(self, fn, *args):
+        result = fn(*args)
+        await asyncio.sleep(0)
+        return result
+
+    def frames(self, images: list) -> list:
+        self.t += FRAME_S * len(images)
+        self.passes.append(("frames", len(images)))
+        return [f"det:{x}" for x in images]
+
+    def aux(self, images: list, kinds: list[str]) -> list:
+        self.t += AUX_S * len(images)
+        self.passes.append(("aux", len(images)))
+        return [f"aux:{x}" for x in images]
+
+
+def scheduler(fake: FakeDetector, **kw) -> DetectorScheduler:
+    options = {"share": 0.15, "max_batch": 8, "queue_size": 64, "wait_s": 1.0, "burst_s": 0.05} | kw
+    return DetectorScheduler(fake.frames, fake.aux, clock=fake.clock, to_thread=fake.to_thread, **options)
+
+
+def test_budget_accrues_its_share_up_to_the_burst_and_charges_what_work_took() -> None:
+    b = AuxBudget(share=0.1, burst_s=0.2)
+    assert b.allows(0.0) and b.credit == pytest.approx(0.2)  # starts full
+    b.charge(0.5, 0.0)
+    assert b.credit == pytest.approx(-0.2)  # never below -burst
+    assert not b.allows(1.9)  # 0.1 s of credit per second: back above zero after 2 s
+    assert b.allows(2.1)
+    assert b.allows(9.0) and b.credit == pytest.approx(0.2)  # capped
+    assert b.affordable(0.03) == 7 and AuxBudget(0.1, 0.2, credit=0.001, at=0).affordable(0.03) == 1
+
+
+def test_under_saturating_frames_aux_gets_its_share_and_frames_the_rest() -> None:
+    async def run() -> tuple[FakeDetector, DetectorScheduler, list]:
+        fake = FakeDetector()
+        sched = scheduler(fake)
+        answers: list = []
+
+        async def cameras() -> None:  # an ingest actor: one request of 8 frames in flight, always
+            while fake.t < 20.0:
+                out = await sched.frames(list(range(8)))
+                assert out == [f"det:{i}" for i in range(8)]
+                # every frame pass brings 3 new asks: far more than 15 % of the detector can answer
+                for _ in range(3):
+                    answers.append(asyncio.ensure_future(sched.aux(["crop"], "crop", wait_s=0.5)))
+
+        await cameras()
+        busy, passes = dict(sched.stats.busy_s), list(fake.passes)
+        wall = fake.t
+        fake.t += 2.0  # the cameras stopped: every ask still waiting is past its wait
+        sched._wake.set()
+        await asyncio.gather(*answers)
+        return wall, busy, passes, sched, [a.result()[0] for a in answers]
+
+    wall, busy, passes, sched, results = asyncio.run(run())
+    stats = sched.stats.as_dict(wall)
+    aux_s = busy["aux"]
+    assert aux_s <= 0.15 * wall + 0.05 + 8 * AUX_S  # the share, the burst, at most one pass more
+    assert aux_s >= 0.10 * wall  # and it does get its share
+    assert busy["frames"] >= 0.84 * wall
+    # never two aux passes in a row while the cameras run
+    kinds = [k for k, _ in passes]
+    assert all(not (a == b == "aux") for a, b in zip(kinds, kinds[1:]))
+    answered = [r for r in results if r.startswith("aux:")]
+    skipped = [r for r in results if r == SKIP_BUDGET]
+    assert answered and skipped and len(answered) + len(skipped) == len(results)  # each answered or skipped
+    assert stats["skipped"] == {f"crop:{SKIP_BUDGET}": len(skipped)}
+    assert stats["images"]["crop"] == len(answered)
+    assert max(n for k, n in passes if k == "aux") > 1  # batched
+
+
+def test_aux_runs_freely_when_the_cameras_leave_the_detector_idle() -> None:
+    async def run() -> tuple[FakeDetector, DetectorScheduler, list]:
+        fake = FakeDetector()
+        sched = scheduler(fake, share=0.01, burst_s=0.001)
+        out = await sched.aux([f"u{i}" for i in range(20)], "upload")
+        return fake, sched, out
+
+    fake, sched, out = asyncio.run(run())
+    assert out == [f"aux:u{i}" for i in range(20)]
+    assert [n for _, n in fake.passes] == [8, 8, 4]  # batches of max_batch, no credit needed
+    assert sched.stats.busy_s["aux"] == pytest.approx(20 * AUX_S)
+
+
+def test_a_full_queue_skips_at_once() -> None:
+    async def run() -> list:
+        fake = FakeDetector()
+        sched = scheduler(fake, queue_size=3)
+        return await sched.aux(["a", "b", "c", "d", "e"], "crop")
+
+    out = asyncio.run(run())
+    assert out[3:] == [SKIP_QUEUE, SKIP_QUEUE] and all(r.startswith("aux:") for r in out[:3])
+
+
+def test_an_aux_image_that_cannot_start_within_its_wait_is_skipped() -> None:
+    async def run() -> tuple[list, DetectorScheduler]:
+        fake = FakeDetector()
+        sched = scheduler(fake)
+        sched.budget.charge(1.0, 0.0)  # credit spent: 0.05 s in debt, a third of a second to pay back
+        await sched.frames([0])  # the cameras are working
+        pending = asyncio.ensure_future(sched.aux(["x"], "crop", wait_s=0.2))
+        await asyncio.sleep(0.01)
+        assert not pending.done()  # no credit: it waits
+        fake.t += 0.3  # its wait passes (frames still went through lately: no free time)
+        sched._last_frames_at = fake.t
+        sched._wake.set()
+        return await pending, sched
+
+    out, sched = asyncio.run(run())
+    assert out == [SKIP_BUDGET] and sched.stats.skipped == {f"crop:{SKIP_BUDGET}": 1}
+
+
+def test_a_failing_pass_fails_its_callers_and_the_scheduler_goes_on() -> None:
+    async def run() -> list:
+        fake = FakeDetector()
+        calls = []
+
+        def broken(images):
+            calls.append(len(images))
+            if len(calls) == 1:
+                raise RuntimeError("replica lost its model")
+            return fake.frames(images)
+
+        sched = DetectorScheduler(broken, fake.aux, share=0.15, max_batch=8, queue_size=8, wait_s=1.0,
+                                  clock=fake.clock, to_thread=fake.to_thread)
+        with pytest.raises(RuntimeError, match="lost its model"):
+            await sched.frames([1, 2])
+        return await sched.frames([3])
+
+    assert asyncio.run(run()) == ["det:3"]
