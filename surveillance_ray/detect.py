@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import threading
 from collections import Counter
-import time
 
 import numpy as np
 
@@ -67,12 +66,10 @@ class Detector:
         if crops:
             return self.detect_aux(images, ["crop"] * len(images))
         out: list[Detections] = []
-        step = self.config.max_batch_size
-        for start in range(0, len(images), step):
-            chunk = images[start:start + step]
-            out += self._forward(chunk)
+        for dets in self._passes(images):
+            out += dets
             self.batches += 1
-            self.frames += len(chunk)
+            self.frames += len(dets)
         if images:
             self._probe_shape = images[0].shape
         return out
@@ -90,13 +87,15 @@ class Detector:
                 image, offset = pad_crop(image, math.ceil(self.config.imgsz / most))
             prepared.append(image)
             offsets.append(offset)
-        out: list[Detections] = []
-        step = self.config.max_batch_size
-        for start in range(0, len(prepared), step):
-            out += self._forward(prepared[start:start + step])
+        out = [d for dets in self._passes(prepared) for d in dets]
         return [d if (x0, y0) == (0, 0) else
                 Detections(d.xyxy - np.array([x0, y0, x0, y0], np.float32), d.confidence, d.class_id)
                 for d, (x0, y0) in zip(out, offsets)]
+
+    def _passes(self, images: list[np.ndarray]) -> list[list[Detections]]:
+        """``images`` in forward passes of at most ``max_batch_size``: each pass's detections."""
+        step = self.config.max_batch_size
+        return [self._forward(images[start:start + step]) for start in range(0, len(images), step)]
 
     @property
     def crops(self) -> int:
@@ -127,8 +126,3 @@ class Detector:
     def probe_image(self) -> np.ndarray:
         """A blank image of the latest frames' shape: a health probe's pass."""
         return np.zeros(self._probe_shape, np.uint8)
-
-    def health(self) -> dict[str, object]:
-        t0 = time.perf_counter()
-        self._forward([self.probe_image()])
-        return {"ok": True, "probe_ms": round((time.perf_counter() - t0) * 1000, 1), "device": self.config.device}
