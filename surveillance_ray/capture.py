@@ -57,6 +57,11 @@ class FrameBuffer:
             self._cond.notify_all()
             return frame
 
+    @property
+    def lossless(self) -> bool:
+        """Its reader waits instead of dropping (a file read as fast as possible)."""
+        return self._block
+
     def take(self) -> tuple[Frame | None, int]:
         """The frame to analyse next, and how many older frames it superseded: for a lossy buffer (a live or
         real-time camera) the newest, the older ones dropped (analysed after it they would only add latency);

@@ -195,7 +195,11 @@ class IngestActor:
 
     async def _detect(self, frames: list[Frame]) -> list[Detections]:
         t0 = time.perf_counter()
-        response = self._detector.detect_frames.remote([f.image for f in frames])
+        # live unless every camera in it waits for the detector: those lose nothing by waiting for
+        # second opinions, so they do not put them on the detector's budget
+        cams = [self._cams.get(f.stream_id) for f in frames]
+        live = not all(cam is not None and cam.capture.buffer.lossless for cam in cams)
+        response = self._detector.detect_frames.remote([f.image for f in frames], live)
         detections = await asyncio.wait_for(response, self._ingest.detector_timeout_s)
         self._metrics.stage.observe((time.perf_counter() - t0) * 1000, tags={"stage": "detect"})
         return detections

@@ -588,7 +588,7 @@ def run_notes(summary: dict[str, Any]) -> list[str]:
     if scheduler:
         notes.append(f"detector: busy {100 * scheduler['busy_share']:.0f} % of the run, auxiliary work "
                      f"{100 * scheduler['aux_share']:.1f} % (budget {100 * summary['run']['detector'].get('aux_share_budget', 0):.0f} %"
-                     " while cameras run)" + (", skipped " + ", ".join(f"{n} {k}" for k, n in scheduler["skipped"].items())
+                     " while live cameras run)" + (", skipped " + ", ".join(f"{n} {k}" for k, n in scheduler["skipped"].items())
                                              if scheduler.get("skipped") else ""))
     failures = summary.get("run", {}).get("validator_failures") or []
     if failures:

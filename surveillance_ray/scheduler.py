@@ -4,8 +4,10 @@ Camera frames are the detector's job. Auxiliary work (second-opinion crops, ``/d
 probes) shares it on a budget: while cameras are running it may take at most ``share`` of the detector's
 time (a token bucket of detector seconds), batched, one aux pass between frame passes. An auxiliary image
 that cannot start within its wait, or finds the queue full, is *skipped* with the reason: it is answered at
-once, never queued without bound, so it cannot pile up in front of frames. With no camera frame for
-``idle_after_s`` the detector is idle and auxiliary work runs freely.
+once, never queued without bound, so it cannot pile up in front of frames. With no *live* camera frame for
+``idle_after_s`` auxiliary work runs freely: the detector is idle, or it only serves frames that wait for
+it (files read as fast as possible, which lose nothing by waiting; an offline replay gets every second
+opinion it asks, as it would on a fast machine).
 
 Pure asyncio with the forward passes given as functions (the Serve deployment passes the detector's),
 so the policy is unit-tested with a fake clock and fake passes.
@@ -95,9 +97,10 @@ class DetectorScheduler:
         self.budget = AuxBudget(share, burst_s if burst_s is not None else max(0.05, 2.0 * share))
         self.max_batch, self.queue_size, self.wait_s, self.idle_after_s = max_batch, queue_size, wait_s, idle_after_s
         self._clock, self._to_thread = clock, to_thread
-        self._frames: deque[tuple[list, asyncio.Future]] = deque()
+        self._frames: deque[tuple[list, asyncio.Future, bool]] = deque()  # (images, future, live)
         self._aux: deque[_AuxItem] = deque()
         self._last_frames_at = -math.inf
+        self._last_live_at = -math.inf
         self._last_kind = "aux"
         self._aux_cost = 0.0  # seconds per aux image (moving average): how many the credit covers
         self._wake: asyncio.Event | None = None
@@ -105,10 +108,11 @@ class DetectorScheduler:
         self.stats = SchedulerStats(started=clock())
 
     # -- callers ---------------------------------------------------------------------------
-    async def frames(self, images: list) -> list:
-        """Detections of camera frames (first in line)."""
+    async def frames(self, images: list, live: bool = True) -> list:
+        """Detections of camera frames (first in line). ``live``: frames of a camera that drops what it cannot
+        send (these put auxiliary work on its budget); False for frames that wait for the detector."""
         future = self._start().create_future()
-        self._frames.append((images, future))
+        self._frames.append((images, future, live))
         self._wake.set()
         return await future
 
@@ -170,11 +174,13 @@ class DetectorScheduler:
         self._expire(now)
         frames_wait = bool(self._frames)
         if self._aux:
-            loaded = frames_wait or now - self._last_frames_at < self.idle_after_s
+            loaded = any(live for _, _, live in self._frames) or now - self._last_live_at < self.idle_after_s
             # in the gaps between frame passes, while in credit; ahead of waiting frames only once an aux image
-            # has waited half its wait (one pass, never two in a row); free when the cameras leave it idle
+            # has waited half its wait (one pass, never two in a row). Without live frames: free, taking turns
+            # with frames that wait
             overdue = now - self._aux[0].queued_at >= 0.5 * (self._aux[0].deadline - self._aux[0].queued_at)
-            if not loaded or (self.budget.allows(now) and (
+            alternate = not frames_wait or self._last_kind != "aux"
+            if (not loaded and alternate) or (loaded and self.budget.allows(now) and (
                     not frames_wait or (overdue and self._last_kind != "aux"))):
                 n = min(self.max_batch, len(self._aux), self.budget.affordable(self._aux_cost) if loaded else 1 << 30)
                 items = [self._aux.popleft() for _ in range(n)]
@@ -187,8 +193,8 @@ class DetectorScheduler:
     async def _run(self, kind: str, work: list, frames_waited: bool) -> None:
         t0 = self._clock()
         if kind == "frames":
-            images = [image for batch, _ in work for image in batch]
-            futures = [f for _, f in work]
+            images = [image for batch, _, _ in work for image in batch]
+            futures = [f for _, f, _ in work]
         else:
             images = [item.image for item in work]
             futures = [item.future for item in work]
@@ -210,10 +216,12 @@ class DetectorScheduler:
         self._last_kind = kind
         if kind == "frames":
             self._last_frames_at = now
+            if any(live for _, _, live in work):
+                self._last_live_at = now
             self.stats.images["frames"] += len(images)
             if out is not None:
                 start = 0
-                for (batch, future) in work:
+                for (batch, future, _) in work:
                     if not future.done():
                         future.set_result(out[start:start + len(batch)])
                     start += len(batch)

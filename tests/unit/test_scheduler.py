@@ -103,6 +103,26 @@ def test_aux_runs_freely_when_the_cameras_leave_the_detector_idle() -> None:
     assert sched.stats.busy_s["aux"] == pytest.approx(20 * AUX_S)
 
 
+def test_frames_that_wait_for_the_detector_leave_aux_unbudgeted_taking_turns() -> None:
+    """A file read as fast as possible saturates the detector but loses nothing by waiting: its replay gets
+    every second opinion it asks, one aux pass between frame passes."""
+    async def run() -> tuple[FakeDetector, list]:
+        fake = FakeDetector()
+        sched = scheduler(fake)
+        answers: list = []
+        while fake.t < 5.0:
+            await sched.frames(list(range(8)), live=False)
+            for _ in range(3):
+                answers.append(asyncio.ensure_future(sched.aux(["crop"], "crop", wait_s=0.5)))
+        await asyncio.gather(*answers)
+        return fake, [a.result()[0] for a in answers]
+
+    fake, results = asyncio.run(run())
+    assert results and all(r == "aux:crop" for r in results)  # none skipped
+    kinds = [k for k, _ in fake.passes]
+    assert all(not (a == b == "aux") for a, b in zip(kinds, kinds[1:]))  # frames are not starved either
+
+
 def test_a_full_queue_skips_at_once() -> None:
     async def run() -> list:
         fake = FakeDetector()
@@ -123,7 +143,7 @@ def test_an_aux_image_that_cannot_start_within_its_wait_is_skipped() -> None:
         await asyncio.sleep(0.01)
         assert not pending.done()  # no credit: it waits
         fake.t += 0.3  # its wait passes (frames still went through lately: no free time)
-        sched._last_frames_at = fake.t
+        sched._last_live_at = fake.t
         sched._wake.set()
         return await pending, sched
 
