@@ -42,7 +42,7 @@ COMPONENTS = ["decode", "resize", "capture loop", "frame transport (Ray)", "Serv
               "Serve controller", "Ray daemons", "other"]
 # leaf-most frame that matches decides (patterns checked in this order for each frame)
 FRAME_RULES = [
-    ("resize", r"fit_to_model"),
+    ("resize", r"fit_to_model|make_frame|image_quality"),  # downscale to the model, luma and sharpness
     ("decode", r"CaptureSource\.(read|open)|_open_ffmpeg|ImageSequenceSource\.read|_media_time"),
     ("pre-processing", r"letterbox \(surveillance_ray|BasePredictor\.preprocess|pre_transform|LetterBox"),
     ("post-processing", r"nms \(surveillance_ray|scale_boxes|_compact|postprocess|non_max_suppression|Results|Boxes"),

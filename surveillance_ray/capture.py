@@ -1,7 +1,9 @@
-"""Capture: one thread per camera reads, paces, samples and downscales frames into a drop-oldest buffer.
+"""Capture: one thread per camera reads, paces and samples frames into a drop-oldest buffer.
 
 The thread never waits for the pipeline: when the buffer is full the oldest frame is dropped and
-counted (files read with ``realtime: false`` wait instead). Live sources reconnect with capped
+counted (files read with ``realtime: false`` wait instead). A frame is downscaled to the model (and its
+luma and sharpness measured) only when the processing loop takes it: under overload most decoded frames are
+superseded or overflow, and cost no more than their decoding. Live sources reconnect with capped
 exponential backoff; each reconnect or loop starts a new epoch. Nothing here imports torch or Ray.
 """
 
@@ -24,8 +26,20 @@ from surveillance_ray.sources import Source, SourceError, open_source
 logger = logging.getLogger(__name__)
 
 
+@dataclass(slots=True)
+class Decoded:
+    """A decoded frame as its camera read it (full resolution), waiting in the buffer."""
+
+    frame_id: int
+    source_index: int
+    image: np.ndarray
+    media_time: float
+    captured_at: float
+    epoch: int
+
+
 class FrameBuffer:
-    """Bounded, thread-safe FIFO; ``put`` drops the oldest frame when full (or waits, if ``block``)."""
+    """Bounded, thread-safe FIFO of decoded frames; ``put`` drops the oldest when full (or waits, if ``block``)."""
 
     def __init__(self, size: int, block: bool) -> None:
         self._frames: deque[Frame] = deque()
@@ -34,7 +48,7 @@ class FrameBuffer:
         self._cond = threading.Condition()
         self.dropped = 0
 
-    def put(self, frame: Frame, stop: threading.Event) -> bool:
+    def put(self, frame: Decoded, stop: threading.Event) -> bool:
         """Queue ``frame``; True when the oldest frame had to be dropped for it."""
         with self._cond:
             while self._block and len(self._frames) >= self._size and not stop.is_set():
@@ -47,7 +61,7 @@ class FrameBuffer:
             self._cond.notify_all()
             return dropped
 
-    def get(self, timeout: float = 0.0) -> Frame | None:
+    def get(self, timeout: float = 0.0) -> Decoded | None:
         with self._cond:
             if not self._frames and timeout > 0:
                 self._cond.wait(timeout)
@@ -62,7 +76,7 @@ class FrameBuffer:
         """Its reader waits instead of dropping (a file read as fast as possible)."""
         return self._block
 
-    def take(self) -> tuple[Frame | None, int]:
+    def take(self) -> tuple[Decoded | None, int]:
         """The frame to analyse next, and how many older frames it superseded: for a lossy buffer (a live or
         real-time camera) the newest, the older ones dropped (analysed after it they would only add latency);
         otherwise the oldest (files read as fast as possible: none is lost)."""
@@ -145,6 +159,16 @@ class CameraCapture:
     def start(self) -> None:
         self._thread.start()
 
+    def take(self) -> tuple[Frame | None, int]:
+        """The buffer's next frame for the pipeline (``FrameBuffer.take``), made into a ``Frame``."""
+        decoded, superseded = self.buffer.take()
+        return (None if decoded is None else self.frame(decoded)), superseded
+
+    def frame(self, d: Decoded) -> Frame:
+        """A decoded frame as the pipeline carries it (``make_frame``)."""
+        return make_frame(self.camera.id, d.frame_id, d.source_index, d.image, d.media_time, d.captured_at, d.epoch,
+                          self._imgsz, self._keep_original)
+
     def stop(self) -> None:
         """Stop reading; frames already buffered stay for the processing loop."""
         self._stop.set()
@@ -219,8 +243,7 @@ class CameraCapture:
                 if next_sample is not None and t < next_sample - 1e-6:
                     continue
                 next_sample = t + period if next_sample is None or next_sample + period <= t else next_sample + period
-            frame = make_frame(cam.id, stats.frames_read, index, image, t, time.time(), self._epoch, self._imgsz,
-                               self._keep_original)
+            frame = Decoded(stats.frames_read, index, image, t, time.time(), self._epoch)
             stats.frames_read += 1
             if stats.first_frame_at is None:
                 stats.first_frame_at = frame.captured_at

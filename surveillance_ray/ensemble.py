@@ -87,8 +87,11 @@ class EnsembleModel:
     card: dict | None = None
 
     def fp_probability(self, features: np.ndarray) -> float:
-        proba = self.model.predict_proba(features.reshape(1, -1))[0]
-        return float(proba[list(self.model.classes_).index(0)])
+        return float(self.fp_probabilities(features.reshape(1, -1))[0])
+
+    def fp_probabilities(self, features: np.ndarray) -> np.ndarray:
+        """One probability per row of ``features`` (one call of the model)."""
+        return self.model.predict_proba(features)[:, list(self.model.classes_).index(0)]
 
     def save(self, path: Path, card: dict) -> None:
         import joblib

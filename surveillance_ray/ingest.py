@@ -174,7 +174,7 @@ class IngestActor:
         now = time.time()
         for cam in self._cams.values():
             if cam.error is None and cam.inflight < cam.config.max_inflight:
-                frame, superseded = cam.capture.buffer.take()
+                frame, superseded = cam.capture.take()
                 for _ in range(superseded):
                     self._drop(cam, "superseded")
                 if frame is not None:

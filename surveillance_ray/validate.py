@@ -17,7 +17,7 @@ import logging
 import sqlite3
 import statistics
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -33,8 +33,8 @@ from surveillance_ray.metrics import AlertMetrics
 from surveillance_ray.evidence import EscalationRequest
 from surveillance_ray.messages import (AlertLevel, Event, EventKind, OpinionAnswer, OpinionRequest, SnapshotRequest,
                                       TrackedFrame, Validated)
-from surveillance_ray.rules import (ConfidenceThresholdRule, Finding, MultiModelAgreementRule, RuleInput, RuleResult,
-                                    default_rules)
+from surveillance_ray.rules import (ConfidenceThresholdRule, FalsePositivePredictionRule, Finding,
+                                    MultiModelAgreementRule, RuleInput, RuleResult, default_rules)
 from surveillance_ray.scene import CameraScene
 
 logger = logging.getLogger(__name__)
@@ -67,6 +67,17 @@ class StreamCounts:
         return self.slow if self.slow is not None else (self.sparse or not self.gaps)
 
 
+@dataclass
+class _Observed:
+    """A frame observed, not yet settled (``Validator.process_many``): what it produced so far."""
+
+    events: list[Event]
+    present: set[int]
+    requests: tuple[OpinionRequest, ...]
+    escalations: tuple[EscalationRequest, ...]
+    snapshots: tuple[SnapshotRequest, ...]
+
+
 class Validator:
     """Multi-level validation over confirmed tracks; state is per (stream, epoch, track)."""
 
@@ -93,6 +104,7 @@ class Validator:
         self._opinions_to_log: dict[str, list[list]] = {}
         self.levels = sorted({r.level for r in self.rules})
         self._agreement = next((r for r in self.rules if isinstance(r, MultiModelAgreementRule)), None)
+        self._fp_rule = next((r for r in self.rules if isinstance(r, FalsePositivePredictionRule)), None)
         self.record_tracks = record_tracks
         self.store = AlertStore(Path(run_dir)) if run_dir is not None else None
         self._metrics = AlertMetrics() if self.store is not None and ray.is_initialized() else None  # not in replays
@@ -121,6 +133,66 @@ class Validator:
 
     # -- the frame path -------------------------------------------------------------------
     def process(self, frame: TrackedFrame) -> Validated:
+        """One camera frame (as ``process_many`` of one)."""
+        return self.process_many([frame])[0]
+
+    def process_many(self, frames: list[TrackedFrame]) -> list[Validated]:
+        """Frames of several cameras (one call per detector request of an ingest actor), in rounds of at most
+        one frame per camera: a round observes its frames, scores every track that needs the ensemble in one
+        call (it costs about the same for one track as for twenty), then settles each frame (those tracks'
+        rules again, its reply). A camera's frames go through the same steps alone or in a batch (its state is
+        its own), so a replay of the track log one frame at a time raises what the run raised."""
+        out: list[Validated | None] = [None] * len(frames)
+        rounds: list[list[int]] = []
+        seen: Counter = Counter()
+        for i, frame in enumerate(frames):
+            if seen[frame.stream_id] == len(rounds):
+                rounds.append([])
+            rounds[seen[frame.stream_id]].append(i)
+            seen[frame.stream_id] += 1
+        for indices in rounds:
+            for i, validated in zip(indices, self._round([frames[i] for i in indices])):
+                out[i] = validated
+        return out  # type: ignore[return-value]
+
+    def _round(self, frames: list[TrackedFrame]) -> list[Validated]:
+        rule, deferred = self._fp_rule, []
+        if rule is not None:
+            rule.defer = deferred
+        try:
+            staged = [self._observe_frame(frame) for frame in frames]
+        finally:
+            if rule is not None:
+                rule.defer = None
+        if deferred:
+            deferred = list({id(t): t for t in deferred}.values())
+            rule.score(deferred)
+        return [self._settle(frame, step, [t for t in deferred if t.stream_id == frame.stream_id])
+                for frame, step in zip(frames, staged)]
+
+    def _settle(self, frame: TrackedFrame, step: _Observed, deferred: list[TrackHistory]) -> Validated:
+        """The rules again for the frame's tracks that waited for the ensemble, then the frame's reply."""
+        self._present = step.present  # as after this frame alone (stitching reads it)
+        if deferred:
+            scene = self.scene(frame.stream_id)
+            for state in deferred:
+                first = not state.alerted
+                self._alerts(state, scene, self.basic.check(state.last, scene.camera.sensitivity), *state.last_places)
+                if first and state.last.frame_id == frame.frame_id:  # alerted now: as _observe would have done
+                    self._learn_perspective(state, scene)
+        if self.record_tracks:
+            row = frame.to_log()
+            if frame.stream_id in self._opinions_to_log:
+                row["opinions"] = self._opinions_to_log.pop(frame.stream_id)
+            self._outbox_tracks.append(row)
+        self._emit(step.events)
+        requests, self._requests = step.requests + tuple(self._requests), []
+        escalations, self._escalations = step.escalations + tuple(self._escalations), []
+        snapshots, self._snapshots = step.snapshots + tuple(self._snapshots), []
+        return Validated(validated_at=time.time(), events=tuple(step.events), requests=requests,
+                         escalations=escalations, snapshots=snapshots)
+
+    def _observe_frame(self, frame: TrackedFrame) -> _Observed:
         stream = self._streams.setdefault(frame.stream_id, StreamCounts())
         events: list[Event] = []
         self._recheck_answered(frame.stream_id)
@@ -155,17 +227,10 @@ class Validator:
         horizon = stream.t - self.config.end_after_s
         events += self._end_where(lambda s: s.stream_id == frame.stream_id and s.last_t < horizon,
                                   f"unseen for {self.config.end_after_s:g} s")
-        if self.record_tracks:
-            row = frame.to_log()
-            if frame.stream_id in self._opinions_to_log:
-                row["opinions"] = self._opinions_to_log.pop(frame.stream_id)
-            self._outbox_tracks.append(row)
-        self._emit(events)
-        requests, self._requests = tuple(self._requests), []
-        escalations, self._escalations = tuple(self._escalations), []
-        snapshots, self._snapshots = tuple(self._snapshots), []
-        return Validated(validated_at=time.time(), events=tuple(events), requests=requests, escalations=escalations,
-                         snapshots=snapshots)
+        step = _Observed(events, self._present, tuple(self._requests), tuple(self._escalations),
+                         tuple(self._snapshots))
+        self._requests, self._escalations, self._snapshots = [], [], []
+        return step
 
     def attach(self, camera: CameraConfig, tag: str = "") -> None:
         """A camera (re)starts at runtime (service mode): its settings, and ``tag`` in its alert ids."""
@@ -224,13 +289,23 @@ class Validator:
         leaving). Done on the camera's next frame (or its end): what it raises goes out with that frame,
         to the camera's own ingest actor, and a replay applies the logged answer at the same point."""
         waiting = self._answered.pop(stream_id, ())
-        scene = self.scene(stream_id) if waiting else None
-        for state in waiting:
-            self._alerts(state, scene, self.basic.check(state.last, scene.camera.sensitivity), *state.last_places)
-
-    def process_many(self, frames: list[TrackedFrame]) -> list[Validated]:
-        """One call per detector request of an ingest actor (frames of several cameras)."""
-        return [self.process(frame) for frame in frames]
+        if not waiting:
+            return
+        scene, rule = self.scene(stream_id), self._fp_rule
+        outer, deferred = (None, []) if rule is None else (rule.defer, [])
+        if rule is not None:  # scored here, together, on these observations (not the frame's newer ones)
+            rule.defer = deferred
+        try:
+            for state in waiting:
+                self._alerts(state, scene, self.basic.check(state.last, scene.camera.sensitivity), *state.last_places)
+        finally:
+            if rule is not None:
+                rule.defer = outer
+        if deferred:
+            deferred = list({id(t): t for t in deferred}.values())
+            rule.score(deferred)
+            for state in deferred:
+                self._alerts(state, scene, self.basic.check(state.last, scene.camera.sensitivity), *state.last_places)
 
     def _observe(self, epoch: int, obs: Observation, scene: CameraScene, zones: list, crossings: list) -> list[Event]:
         key = (obs.stream_id, epoch, obs.track_id)
@@ -243,9 +318,7 @@ class Validator:
         state.last_places = (zones, crossings)
         state.reason = basic.reason
         self._alerts(state, scene, basic, zones, crossings)
-        if state.alerted and state.observations % 3 == 0 and not obs.at_edge(self.config.edge_margin_frac):
-            h = obs.frame_shape[0]
-            scene.perspective.add(state.class_id, obs.xyxy[3] / h, obs.height / h, obs.track_id)
+        self._learn_perspective(state, scene)
         # track events: a track is confirmed once it passed BASIC often enough (persistence)
         if not state.confirmed and sum(state.basic) >= self.config.confirm_frames:
             state.confirmed = True
@@ -256,6 +329,13 @@ class Validator:
             state.last_event_at = obs.t
             return [self._event(state, EventKind.TRACK_PERSISTED, obs.frame_id, obs.captured_at)]
         return []
+
+    def _learn_perspective(self, state: TrackHistory, scene: CameraScene) -> None:
+        """An alerted track's box teaches the camera's perspective (every third observation, off the edge)."""
+        obs = state.last
+        if state.alerted and state.observations % 3 == 0 and not obs.at_edge(self.config.edge_margin_frac):
+            h = obs.frame_shape[0]
+            scene.perspective.add(state.class_id, obs.xyxy[3] / h, obs.height / h, obs.track_id)
 
     # -- alerts ---------------------------------------------------------------------------
     def _alerts(self, state: TrackHistory, scene: CameraScene, basic: RuleResult, zones: list,

@@ -5,16 +5,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from surveillance_ray.capture import CameraCapture, FrameBuffer, fit_to_model
+from surveillance_ray.capture import CameraCapture, Decoded, FrameBuffer, fit_to_model
 from surveillance_ray.config import CameraConfig
 from surveillance_ray.messages import Frame
 
 
-def frame(i: int) -> Frame:
-    return Frame("s", i, i, time.time(), 0, float(i), np.zeros((2, 2, 3), np.uint8), 1.0, (2, 2))
+def frame(i: int) -> Decoded:
+    return Decoded(i, i, np.zeros((2, 2, 3), np.uint8), float(i), time.time(), 0)
 
 
-def drain(buffer: FrameBuffer) -> list[Frame]:
+def drain(buffer: FrameBuffer) -> list[Decoded]:
     out = []
     while (f := buffer.get()) is not None:
         out.append(f)
@@ -71,7 +71,7 @@ def capture(camera: CameraConfig, max_frames: int | None, imgsz: int = 320) -> t
     t0 = time.perf_counter()
     cap._run()  # the capture thread's body, run here
     assert cap.done.is_set() and len(woken) == cap.stats.frames_read + 1  # each frame, and the end
-    return cap, drain(cap.buffer), time.perf_counter() - t0
+    return cap, [cap.frame(d) for d in drain(cap.buffer)], time.perf_counter() - t0
 
 
 def test_file_paced_like_a_camera(pets_video: Path) -> None:

@@ -113,9 +113,9 @@ def test_rule_asks_again_every_n_observations() -> None:
     calls = []
 
     class Stub:  # records when it is asked; answers "false" until the 10th observation
-        def fp_probability(self, features: np.ndarray) -> float:
-            calls.append(int(features[0]))
-            return 0.9 if features[0] < 10 else 0.1
+        def fp_probabilities(self, features: np.ndarray) -> np.ndarray:
+            calls.extend(int(row[0]) for row in features)
+            return np.where(features[:, 0] < 10, 0.9, 0.1)
 
     config = ValidatorConfig(ensemble_model=None, ensemble_every=5)
     rule = FalsePositivePredictionRule(config, Stub())  # type: ignore[arg-type]

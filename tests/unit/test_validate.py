@@ -139,3 +139,30 @@ def test_process_many_is_process_in_order() -> None:
     assert len(verdicts) == len(frames) and all(v.validated_at > 0 for v in verdicts)
     strip = lambda evs: [{k: v for k, v in e.items() if k != "validated_at"} for e in evs]  # noqa: E731
     assert strip(many.drain()[0]) == strip(one.drain()[0]) != []
+
+
+def test_a_batch_scores_the_ensemble_once_per_round_and_raises_what_one_by_one_raises() -> None:
+    """Three cameras, three people each: every track needs the ensemble in the same frames. One frame at a time
+    that is a call per frame (its tracks together); in one request of an ingest actor one call per round, with
+    the same alerts."""
+    cfg = ValidatorConfig(second_opinion=False)  # the shipped ensemble
+    one, many = Validator(cfg, NAMES, keep_alerts=True), Validator(cfg, NAMES, keep_alerts=True)
+    calls: dict[str, list[int]] = {"one": [], "many": []}
+    for name, v in (("one", one), ("many", many)):
+        model = v._fp_rule.model
+        model.fp_probabilities = (lambda f, rows=calls[name], m=model.fp_probabilities: rows.append(len(f)) or m(f))
+    frames = [[tracked(i, [(1, 0.9), (2, 0.85), (3, 0.8)], stream=s) for s in ("a", "b", "c")] for i in range(12)]
+    for batch in frames:
+        for f in batch:
+            one.process(f)
+        many.process_many(batch)
+    # a request may carry two frames of a camera (a file read as fast as possible): two rounds
+    extra = [tracked(i, [(1, 0.9), (4, 0.9)], stream=s) for i in (12, 13) for s in ("a", "b")]
+    for f in extra:
+        one.process(f)
+    many.process_many(extra)
+    fields = lambda v: sorted((a.id, a.frame_id, a.fp_probability, a.status) for a in v.alerts)  # noqa: E731
+    assert fields(many) == fields(one) and len(fields(one)) >= 9
+    assert sum(calls["many"]) == sum(calls["one"]) >= 9  # the same tracks scored
+    assert max(calls["one"]) == 3 and max(calls["many"]) == 9  # batched across the cameras of a request
+    assert len(calls["many"]) <= len(calls["one"]) / 3
