@@ -339,8 +339,8 @@ class DetectorConfig(_Strict):
     batch_wait_timeout_s: float = Field(0.01, ge=0.0, le=1.0, description="How long a batch waits to fill up.")
     aux_share: float = Field(0.15, gt=0.0, le=1.0, description=(
         "Auxiliary work (second-opinion crops, /detect uploads, health probes) may take at most this share of a "
-        "replica's time while cameras are running; camera frames go first. With no camera frame for a second "
-        "it runs freely."))
+        "replica's time while live cameras are running; camera frames go first. With no live camera frame for a "
+        "second it runs freely, taking turns with frames that wait for the detector (files read as fast as possible)."))
     aux_wait_s: float = Field(1.0, gt=0.0, le=60, description=(
         "How long an auxiliary image waits for detector time before it is skipped (counted, with the reason "
         "'budget'); callers may give their own."))

@@ -18,9 +18,10 @@ import sqlite3
 import statistics
 import time
 from collections import Counter, deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import ray
@@ -156,19 +157,32 @@ class Validator:
         return out  # type: ignore[return-value]
 
     def _round(self, frames: list[TrackedFrame]) -> list[Validated]:
-        rule, deferred = self._fp_rule, []
-        if rule is not None:
-            rule.defer = deferred
-        try:
+        with self._scored_together() as deferred:
             staged = [self._observe_frame(frame) for frame in frames]
-        finally:
-            if rule is not None:
-                rule.defer = None
-        if deferred:
-            deferred = list({id(t): t for t in deferred}.values())
-            rule.score(deferred)
         return [self._settle(frame, step, [t for t in deferred if t.stream_id == frame.stream_id])
                 for frame, step in zip(frames, staged)]
+
+    @contextmanager
+    def _scored_together(self) -> Iterator[list[TrackHistory]]:
+        """Inside, a track whose rules need a fresh ensemble probability goes on the yielded list (the rule fails
+        for now: ``FalsePositivePredictionRule.defer``); on leaving, the list holds each such track once, all
+        scored in one call of the ensemble. Their rules are then asked again (``_alerts_again``)."""
+        rule, deferred = self._fp_rule, []
+        if rule is None:
+            yield deferred
+            return
+        outer, rule.defer = rule.defer, deferred
+        try:
+            yield deferred
+        finally:
+            rule.defer = outer
+        deferred[:] = {id(t): t for t in deferred}.values()
+        if deferred:
+            rule.score(deferred)
+
+    def _alerts_again(self, state: TrackHistory, scene: CameraScene) -> None:
+        """The rules again on the track's last observation (an answer or a score came in since)."""
+        self._alerts(state, scene, self.basic.check(state.last, scene.camera.sensitivity), *state.last_places)
 
     def _settle(self, frame: TrackedFrame, step: _Observed, deferred: list[TrackHistory]) -> Validated:
         """The rules again for the frame's tracks that waited for the ensemble, then the frame's reply."""
@@ -177,7 +191,7 @@ class Validator:
             scene = self.scene(frame.stream_id)
             for state in deferred:
                 first = not state.alerted
-                self._alerts(state, scene, self.basic.check(state.last, scene.camera.sensitivity), *state.last_places)
+                self._alerts_again(state, scene)
                 if first and state.last.frame_id == frame.frame_id:  # alerted now: as _observe would have done
                     self._learn_perspective(state, scene)
         if self.record_tracks:
@@ -291,21 +305,12 @@ class Validator:
         waiting = self._answered.pop(stream_id, ())
         if not waiting:
             return
-        scene, rule = self.scene(stream_id), self._fp_rule
-        outer, deferred = (None, []) if rule is None else (rule.defer, [])
-        if rule is not None:  # scored here, together, on these observations (not the frame's newer ones)
-            rule.defer = deferred
-        try:
+        scene = self.scene(stream_id)
+        with self._scored_together() as deferred:  # scored here, on these observations (not the frame's newer ones)
             for state in waiting:
-                self._alerts(state, scene, self.basic.check(state.last, scene.camera.sensitivity), *state.last_places)
-        finally:
-            if rule is not None:
-                rule.defer = outer
-        if deferred:
-            deferred = list({id(t): t for t in deferred}.values())
-            rule.score(deferred)
-            for state in deferred:
-                self._alerts(state, scene, self.basic.check(state.last, scene.camera.sensitivity), *state.last_places)
+                self._alerts_again(state, scene)
+        for state in deferred:
+            self._alerts_again(state, scene)
 
     def _observe(self, epoch: int, obs: Observation, scene: CameraScene, zones: list, crossings: list) -> list[Event]:
         key = (obs.stream_id, epoch, obs.track_id)
