@@ -44,16 +44,17 @@ PROJECT = "surveillance-ray"
 PEER = "ultralytics .streams"
 
 
-def peers(pt: str, same: str, fp32: str, cores: int) -> dict[str, dict]:
+def peers(pt: str, same: str, other: str, other_name: str, cores: int) -> dict[str, dict]:
+    """The peer's variants: the OpenVINO export the project runs on this CPU, the other one, the .pt."""
     return {
         f"{PEER} (same file)": {"weights": same, "threads": "default"},
-        f"{PEER} (OpenVINO FP32)": {"weights": fp32, "threads": "default"},
+        f"{PEER} ({other_name})": {"weights": other, "threads": "default"},
         f"{PEER} (.pt, {cores} threads)": {"weights": pt, "threads": str(cores)},
         f"{PEER} (.pt, default threads)": {"weights": pt, "threads": "default"},
     }
 
 
-DEFAULT_PEERS = (f"{PEER} (same file)", f"{PEER} (OpenVINO FP32)")
+DEFAULT_PEERS = (f"{PEER} (same file)", f"{PEER} (OpenVINO FP32)", f"{PEER} (OpenVINO INT8)")
 
 
 def run_project(urls: list[str], args: argparse.Namespace, tmp: Path, config: dict | None = None) -> dict:
@@ -183,7 +184,9 @@ def main() -> None:
                                    capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
     same = env_cores or resolve(DetectorConfig(imgsz=args.imgsz)).weights
     fp32 = resolve(DetectorConfig(imgsz=args.imgsz, backend="openvino")).weights
-    contenders = {PROJECT: None, **peers(pt, same, fp32, cores)}
+    int8 = resolve(DetectorConfig(imgsz=args.imgsz, backend="openvino-int8")).weights
+    other, other_name = (int8, "OpenVINO INT8") if same == fp32 else (fp32, "OpenVINO FP32")
+    contenders = {PROJECT: None, **peers(pt, same, other, other_name, cores)}
     wanted = args.contenders or [PROJECT, *DEFAULT_PEERS]
     contenders = {k: v for k, v in contenders.items() if k in wanted}
     video = pets_h264()

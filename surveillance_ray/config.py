@@ -331,6 +331,10 @@ class DetectorConfig(_Strict):
     num_gpus: float = Field(0.0, ge=0.0, le=16, description="GPUs reserved per detector replica.")
     threads: int | None = Field(None, ge=1, le=256, description=(
         "Inference threads per replica; None: the replica's CPUs (ultralytics would pick cpu_count-1)."))
+    streams: int | None = Field(None, ge=1, le=64, description=(
+        "OpenVINO inference streams per replica (a pass's frames split across them, run in parallel, the threads "
+        "shared out); None: one per inference thread. A pass on one multi-threaded stream waits at every layer "
+        "for its slowest thread, which stalls whenever another process takes a core; separate streams do not."))
     num_replicas: int = Field(1, ge=1, le=256, description="Detector replicas (fixed; see autoscaling).")
     autoscaling: DetectorAutoscaling | None = Field(None, description=(
         "Let Ray Serve add and remove detector replicas with the load (None: num_replicas, fixed)."))
@@ -369,6 +373,11 @@ class DetectorConfig(_Strict):
         from surveillance_ray.hardware import usable_cores
 
         return self.threads or max(1, min(int(self.num_cpus), usable_cores()))
+
+    @property
+    def inference_streams(self) -> int:
+        """``streams``, else one per inference thread (never more than the threads)."""
+        return min(self.streams or self.inference_threads, self.inference_threads)
 
 
 class IngestConfig(_Strict):

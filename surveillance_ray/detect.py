@@ -26,7 +26,7 @@ class DetectorError(RuntimeError):
 
 def load_runtime(resolved: ResolvedModel, config: DetectorConfig) -> Runtime:
     if is_openvino_folder(resolved.weights) and config.device == "cpu":
-        return OpenVINORuntime(resolved.weights, config.imgsz, config.inference_threads)
+        return OpenVINORuntime(resolved.weights, config.imgsz, config.inference_threads, config.inference_streams)
     return UltralyticsRuntime(resolved.weights, config.imgsz, config.device, config.half, config.inference_threads)
 
 
@@ -120,6 +120,7 @@ class Detector:
             choice = None
         return {"backend": self.resolved.backend, "runtime": self.runtime.kind, "weights": self.resolved.weights,
                 "source": self.resolved.source, "threads": self.threads,
+                "streams": getattr(self.runtime, "streams", 1),
                 "agreement_with_pt": card.get("agreement_with_pt"),
                 "backend_choice": {k: choice.get(k) for k in ("chosen", "fps", "batch", "cpu")} if choice else None}
 

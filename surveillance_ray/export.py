@@ -139,35 +139,47 @@ def fastest_on_this_cpu(weights: Path, config: DetectorConfig) -> ResolvedModel:
     return replace(chosen, card={**(chosen.card or {}), "backend_choice": choice})
 
 
+def _stream_key(streams: int) -> str:
+    """The choice's cache-key part for ``streams`` (empty for one stream: earlier choices stay valid)."""
+    return f"-s{streams}" if streams > 1 else ""
+
+
 def _timed_choice(weights: Path, config: DetectorConfig, candidates: list[ResolvedModel],
                   rejected: str | None) -> dict:
-    batch, threads = config.max_batch_size, config.inference_threads
+    batch, threads, streams = config.max_batch_size, config.inference_threads, config.inference_streams
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
-    key = hashlib.sha256(f"{config.imgsz}|{batch}|{threads}|{_versions()}".encode()).hexdigest()[:10]
+    key = hashlib.sha256(f"{config.imgsz}|{batch}|{threads}{_stream_key(streams)}|{_versions()}".encode()).hexdigest()[:10]
     path = cache_root() / f"{weights.stem}-{digest}-choice-{key}-cpu{cpu_tag()}.json"
     with open(cache_root() / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if path.is_file():
             return json.loads(path.read_text())
         fps: dict[str, float] = {}
+        precision, checked = None, None
         if len(candidates) > 1:
+            fp32 = next(c.weights for c in candidates if c.backend == "openvino")
             cmd = [sys.executable, "-m", "surveillance_ray.export", "--time", *(c.weights for c in candidates),
-                   "--imgsz", str(config.imgsz), "--batch", str(batch), "--threads", str(threads)]
+                   "--imgsz", str(config.imgsz), "--batch", str(batch), "--threads", str(threads),
+                   "--streams", str(streams), "--check-fp32", fp32, "--weights", str(weights)]
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
             if done.returncode != 0:
                 tail = ((done.stderr or done.stdout).strip().splitlines() or ["no output"])[-1]
                 raise ExportError(f"detector.backend=auto: timing the exports failed: {tail}")
             timed = json.loads(done.stdout.strip().splitlines()[-1])
-            fps = {c.backend: timed[c.weights] for c in candidates}
-        chosen = max(fps, key=fps.get) if fps else candidates[0].backend
-        choice = {"chosen": chosen, "fps": fps, "batch": batch, "threads": threads, "imgsz": config.imgsz,
-                  "int8_rejected": rejected, "cpu": cpu_label(), "cpu_info": cpu_info(),
+            fps = {c.backend: timed["fps"][c.weights] for c in candidates}
+            precision, checked = timed["fp32_precision"], timed.get("fp32_agreement")
+        passed = {k: v for k, v in fps.items()
+                  if not (k == "openvino" and checked and checked["f1"] < AGREEMENT_MIN_F1)}
+        chosen = max(passed, key=passed.get) if passed else candidates[0].backend
+        choice = {"chosen": chosen, "fps": fps, "batch": batch, "threads": threads, "streams": streams,
+                  "imgsz": config.imgsz, "int8_rejected": rejected, "fp32_precision": precision,
+                  "fp32_agreement_with_pt": checked, "cpu": cpu_label(), "cpu_info": cpu_info(),
                   "measured_at": time.strftime("%Y-%m-%d %H:%M:%S")}
         path.write_text(json.dumps(choice, indent=2))
         for c in candidates:  # each card records the choice of every CPU (and batch, threads) it was timed on
             card_file = Path(c.weights).parent / f"{Path(c.weights).name}.card.json"
             card = json.loads(card_file.read_text())
-            card.setdefault("backend_choice", {})[f"cpu{cpu_tag()}-b{batch}-t{threads}"] = choice
+            card.setdefault("backend_choice", {})[f"cpu{cpu_tag()}-b{batch}-t{threads}{_stream_key(streams)}"] = choice
             card_file.write_text(json.dumps(card, indent=2))
     logger.info("detector: %s chosen on %s (frames/s at batch %d: %s)", chosen, cpu_label(), batch,
                 ", ".join(f"{k} {v:.0f}" for k, v in fps.items()) or "the only export that passed")
@@ -307,7 +319,14 @@ def export(weights: Path, backend: str, imgsz: int, out: Path, calibration: str 
     return card
 
 
-def time_models(folders: list[str], imgsz: int, batch: int, threads: int, rounds: int = 5,
+def fp32_precision() -> str:
+    """The precision OpenVINO runs FP32 models at on this CPU by default ("f32"; "bf16" on CPUs with AMX)."""
+    import openvino as ov
+
+    return ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT").get_type_name()
+
+
+def time_models(folders: list[str], imgsz: int, batch: int, threads: int, streams: int = 1, rounds: int = 5,
                 round_s: float = 0.8) -> dict[str, float]:
     """Frames/s of each OpenVINO export on batches of ``batch`` frames (real footage when the shared assets are
     here, else noise), the models taking turns so that a noisy machine bears on each alike; the median round."""
@@ -327,7 +346,7 @@ def time_models(folders: list[str], imgsz: int, batch: int, threads: int, rounds
         frames = []
     while len(frames) < batch:
         frames.append(np.random.default_rng(len(frames)).integers(0, 255, (imgsz * 3 // 4, imgsz, 3), np.uint8))
-    runtimes = {f: OpenVINORuntime(f, imgsz, threads) for f in folders}
+    runtimes = {f: OpenVINORuntime(f, imgsz, threads, streams) for f in folders}
     for runtime in runtimes.values():
         for _ in range(3):
             runtime.infer(frames, 0.25, 0.7, 300, None)
@@ -347,6 +366,9 @@ def main() -> None:
     parser.add_argument("--time", nargs="+", metavar="FOLDER", help="time these OpenVINO exports (JSON: frames/s)")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--streams", type=int, default=1)
+    parser.add_argument("--check-fp32", metavar="FOLDER", help="with --time: check this FP32 export against "
+                        "--weights when this CPU runs FP32 models below FP32 precision (bf16 on AMX)")
     parser.add_argument("--weights")
     parser.add_argument("--backend", choices=["openvino", "openvino-int8", "onnx"], default="openvino-int8")
     parser.add_argument("--imgsz", type=int, default=640)
@@ -355,7 +377,20 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.time:
-        print(json.dumps(time_models(args.time, args.imgsz, args.batch, args.threads or os.cpu_count() or 1)))
+        fps = time_models(args.time, args.imgsz, args.batch, args.threads or os.cpu_count() or 1, args.streams)
+        precision = fp32_precision()
+        checked = None
+        if args.check_fp32 and precision != "f32":  # the "FP32" export runs below FP32 here: gate it as INT8 is
+            from ultralytics import YOLO
+
+            try:
+                held_out = calibration_images(None)[::5][:64]
+            except ExportError:  # no shared assets: nothing to check on, as for an INT8 export without them
+                held_out = []
+            if held_out:
+                checked = agreement(YOLO(args.weights, task="detect"), YOLO(args.check_fp32, task="detect"),
+                                    held_out, args.imgsz)
+        print(json.dumps({"fps": fps, "fp32_precision": precision, "fp32_agreement": checked}))
         return
     if not args.weights:
         parser.error("--weights is required")
