@@ -148,7 +148,8 @@ def _timed_choice(weights: Path, config: DetectorConfig, candidates: list[Resolv
                   rejected: str | None) -> dict:
     batch, threads, streams = config.max_batch_size, config.inference_threads, config.inference_streams
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
-    key = hashlib.sha256(f"{config.imgsz}|{batch}|{threads}{_stream_key(streams)}|{_versions()}".encode()).hexdigest()[:10]
+    setting = f"{config.imgsz}|{batch}|{threads}{_stream_key(streams)}|{_versions()}"
+    key = hashlib.sha256(setting.encode()).hexdigest()[:10]
     path = cache_root() / f"{weights.stem}-{digest}-choice-{key}-cpu{cpu_tag()}.json"
     with open(cache_root() / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -161,6 +162,8 @@ def _timed_choice(weights: Path, config: DetectorConfig, candidates: list[Resolv
             cmd = [sys.executable, "-m", "surveillance_ray.export", "--time", *(c.weights for c in candidates),
                    "--imgsz", str(config.imgsz), "--batch", str(batch), "--threads", str(threads),
                    "--streams", str(streams), "--check-fp32", fp32, "--weights", str(weights)]
+            if config.int8_calibration:  # the FP32 check holds out the images the INT8 one does
+                cmd += ["--calibration", config.int8_calibration]
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
             if done.returncode != 0:
                 tail = ((done.stderr or done.stdout).strip().splitlines() or ["no output"])[-1]
@@ -242,6 +245,11 @@ def _dataset(images: list[Path], names: dict[int, str], root: Path) -> Path:
     return yaml_file
 
 
+def held_out_images(images: list[Path]) -> list[Path]:
+    """The images an export is checked on: every 5th (INT8 calibrates on the others), at most 64."""
+    return images[::5][:64]
+
+
 def agreement(reference: object, candidate: object, images: list[Path], imgsz: int) -> dict[str, float]:
     """How well ``candidate`` finds ``reference``'s detections (same class, IoU >= 0.5, conf >= 0.25)."""
     import numpy as np
@@ -300,7 +308,7 @@ def export(weights: Path, backend: str, imgsz: int, out: Path, calibration: str 
             kwargs["format"] = "openvino"
         if backend == "openvino-int8":
             images = calibration_images(calibration)
-            held_out, used = images[::5][:64], [p for i, p in enumerate(images) if i % 5]
+            held_out, used = held_out_images(images), [p for i, p in enumerate(images) if i % 5]
             kwargs.update(int8=True, data=str(_dataset(used, model.names, work / "calib")), fraction=1.0)
             card["calibration"] = {"images": len(used), "from": calibration or list(CALIBRATION_SETS)}
         produced = Path(YOLO(str(local), task="detect").export(**kwargs))
@@ -384,7 +392,7 @@ def main() -> None:
             from ultralytics import YOLO
 
             try:
-                held_out = calibration_images(None)[::5][:64]
+                held_out = held_out_images(calibration_images(args.calibration))
             except ExportError:  # no shared assets: nothing to check on, as for an INT8 export without them
                 held_out = []
             if held_out:
