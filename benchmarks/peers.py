@@ -89,7 +89,8 @@ def run_project(urls: list[str], args: argparse.Namespace, tmp: Path, config: di
         raise RuntimeError(f"surveillance-ray run failed: {err[-2000:]}")
     summary = json.loads((run_dir / "summary.json").read_text())
     total, streams = summary["total"], summary["streams"]
-    fps = steady_fps(summary["run"].get("timeline") or {}) or [s["fps_analysed"] for s in streams.values()]
+    timeline = summary["run"].get("timeline") or {}
+    fps = steady_fps(timeline) or [s["fps_analysed"] for s in streams.values()]
     scheduler = summary["run"]["detector"].get("scheduler") or {}
     return {
         "fps_whole_run": total["fps_analysed"],
@@ -97,6 +98,7 @@ def run_project(urls: list[str], args: argparse.Namespace, tmp: Path, config: di
         "second_opinions": total.get("second_opinions", {}),
         "aux_share": scheduler.get("aux_share"), "detector_busy": scheduler.get("busy_share"),
         "aux_skipped": scheduler.get("skipped", {}),
+        "steady_share_analysed": steady_share(timeline),
         "fps_analysed": round(sum(fps), 2), "fps_per_camera": {"min": min(fps), "mean": round(sum(fps) / len(fps), 2)},
         "latency_ms": total["latency_ms"], "frames_read": total["frames_read"], "frames_analysed": total["frames_analysed"],
         "frames_dropped": total["frames_dropped"], "dropped": total["dropped"], "in_pipeline": total["in_pipeline"],
@@ -119,6 +121,23 @@ def steady_fps(timeline: dict[str, list[list[float]]], settle_s: float = 3.0) ->
     start = max(started) + settle_s
     rates = [[fps for t, fps, *_ in points if t > start] for points in timeline.values()]
     return [round(sum(r) / len(r), 2) for r in rates] if all(rates) else []
+
+
+def steady_share(timeline: dict[str, list[list[float]]], settle_s: float = 3.0) -> float | None:
+    """Analysed / (analysed + dropped) over the same window as ``steady_fps``: without each stream's connect burst
+    (an RTSP stream delivers the seconds it buffered while opening at once; newest first, most are superseded)."""
+    started = [next((t for t, fps, *_ in points if fps > 0), None) for points in timeline.values()]
+    if not timeline or None in started or any(len(p) < 6 for points in timeline.values() for p in points):
+        return None
+    start = max(started) + settle_s
+    analysed = dropped = 0
+    for points in timeline.values():
+        before = [p for p in points if p[0] <= start]
+        if not before or before[-1] is points[-1]:
+            return None
+        analysed += points[-1][5] - before[-1][5]
+        dropped += points[-1][4] - before[-1][4]
+    return round(analysed / max(1, analysed + dropped), 4)
 
 
 def run_peer(urls: list[str], weights: str, threads: str, args: argparse.Namespace, tmp: Path) -> dict:
@@ -246,7 +265,12 @@ def targets(rows: list[dict]) -> list[dict]:
             ", ".join(f"{n}: {r:.2f}x" for n, r in ratios.items()), all(r >= 1.1 for r in ratios.values()))
     if 4 in ours:
         share = ours[4]["frames_analysed"] / max(1, ours[4]["frames_read"])
-        add(">= 98 % of offered frames analysed at 4 cameras", f"{100 * share:.1f} %", share >= 0.98)
+        steady = ours[4].get("steady_share_analysed")
+        judged = share if steady is None else steady
+        add(">= 98 % of offered frames analysed at 4 cameras",
+            f"{100 * share:.1f} % of the whole run" + ("" if steady is None else
+                                                     f", {100 * steady:.1f} % once the streams are open"),
+            judged >= 0.98)
     peak, cliffs = 0.0, []
     for n in counts:
         fps = ours[n]["fps_analysed"]

@@ -30,23 +30,31 @@ class YOLODetector:
         self.requests = 0
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
-    async def detect_batch(self, requests: list[list[np.ndarray]], live: list[bool]) -> list[list[Detections]]:
-        """Requests of several callers, each a list of frames and whether a live camera's (see
-        ``DetectorScheduler.frames``): one forward pass (per ``max_batch_size`` frames)."""
+    async def detect_batch(self, requests: list[list[np.ndarray]], live: list[bool],
+                           ages: list[list[float | None] | None]) -> list[list[Detections | str]]:
+        """Requests of several callers, each a list of frames, whether a live camera's and each frame's age
+        (see ``DetectorScheduler.frames``): one forward pass (per ``max_batch_size`` frames)."""
         frames = [image for request in requests for image in request]
         self.requests += len(requests)
         self.batch_sizes[len(frames)] = self.batch_sizes.get(len(frames), 0) + 1
-        detections = await self.scheduler.frames(frames, live=any(live))
+        now, most = self.scheduler.now(), self.config.max_frame_age_s
+        deadlines = [None if most is None or age is None else now - age + most
+                     for request, request_ages in zip(requests, ages)
+                     for age in (request_ages or [None] * len(request))]
+        detections = await self.scheduler.frames(frames, live=any(live), deadlines=deadlines)
         out, start = [], 0
         for request in requests:
             out.append(detections[start:start + len(request)])
             start += len(request)
         return out
 
-    async def detect_frames(self, images: list[np.ndarray], live: bool = True) -> list[Detections]:
+    async def detect_frames(self, images: list[np.ndarray], live: bool = True,
+                            ages: list[float | None] | None = None) -> list[Detections | str]:
         """Several frames (one per camera of an ingest actor) in, their detections out, in order. ``live``:
-        False when every camera of the request waits for the detector (files read as fast as possible)."""
-        return await self.detect_batch(list(images), live)
+        False when every camera of the request waits for the detector (files read as fast as possible).
+        ``ages``: seconds since each frame's capture (None: a frame that waits for the detector); a frame
+        older than ``max_frame_age_s`` when its pass begins is answered ``"stale"`` instead."""
+        return await self.detect_batch(list(images), live, ages)
 
     async def detect_aux(self, images: list[np.ndarray], kind: str = "crop",
                          wait_s: float | None = None) -> list[AuxAnswer]:
@@ -57,7 +65,7 @@ class YOLODetector:
 
     async def detect(self, image: np.ndarray) -> Detections:
         """One frame in, its detections out (batched with other callers' frames)."""
-        return (await self.detect_batch([image], True))[0]
+        return (await self.detect_batch([image], True, None))[0]
 
     def names(self) -> dict[int, str]:
         return self.detector.names

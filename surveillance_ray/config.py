@@ -350,6 +350,11 @@ class DetectorConfig(_Strict):
         "'budget'); callers may give their own."))
     aux_queue: int = Field(64, ge=1, le=10_000, description=(
         "Auxiliary images waiting per replica; more are skipped at once (reason 'queue_full')."))
+    max_frame_age_s: float | None = Field(1.0, gt=0.0, le=3600, description=(
+        "A live camera's frame older than this (since its capture) when its forward pass begins is not run: its "
+        "camera counts it dropped ('stale') and sends a newer one. Bounds how long a frame waits for the "
+        "detector behind other actors' passes (not the pass itself, tracking or validation). None: frames are "
+        "never too old. Frames of files read as fast as possible have no age limit."))
 
     @field_validator("weights")
     @classmethod

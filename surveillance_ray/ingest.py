@@ -199,7 +199,10 @@ class IngestActor:
         # second opinions, so they do not put them on the detector's budget
         cams = [self._cams.get(f.stream_id) for f in frames]
         live = not all(cam is not None and cam.capture.buffer.lossless for cam in cams)
-        response = self._detector.detect_frames.remote([f.image for f in frames], live)
+        now = time.time()
+        ages = [None if cam is None or cam.capture.buffer.lossless else now - f.captured_at
+                for f, cam in zip(frames, cams)]
+        response = self._detector.detect_frames.remote([f.image for f in frames], live, ages)
         detections = await asyncio.wait_for(response, self._ingest.detector_timeout_s)
         self._metrics.stage.observe((time.perf_counter() - t0) * 1000, tags={"stage": "detect"})
         return detections
@@ -226,6 +229,9 @@ class IngestActor:
                 continue
             if cam.error is not None:
                 self._drop(cam, "camera_error")
+                continue
+            if isinstance(dets, str):  # not run: too old when its pass began ("stale")
+                self._drop(cam, dets)
                 continue
             try:
                 t0 = time.perf_counter()

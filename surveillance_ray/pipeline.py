@@ -436,7 +436,8 @@ class _Monitor:
                 self.last_stats[cid]["alerts_raised"] = raised(c["alerts"])
 
     def _sample(self, cid: str, report: dict[str, Any]) -> None:
-        """One point of the camera's timeline: fps and latency percentiles since the previous poll."""
+        """One point of the camera's timeline: [seconds since the start, fps and latency p50 / p95 since the previous
+        poll, frames dropped and analysed so far]."""
         now = time.time()
         hist = LatencyHistogram.from_sparse(report.get("latency_hist") or {})
         analysed = report.get("frames_analysed", 0)
@@ -448,7 +449,7 @@ class _Monitor:
         interval.counts = hist.counts - last[2].counts
         p = interval.percentiles()
         self.timeline.setdefault(cid, []).append([round(now - self.started, 2), round((analysed - last[1]) / (now - last[0]), 2),
-                                                  p["p50"], p["p95"], report.get("frames_dropped", 0)])
+                                                  p["p50"], p["p95"], report.get("frames_dropped", 0), analysed])
 
     def _drain(self, events_file: TextIO, tracks_file: TextIO | None) -> None:
         events, tracks = self.validator_call("drain") or ([], [])
@@ -563,6 +564,7 @@ DROP_REASONS = {
     "camera_error": "the camera's own processing failed",
     "removed": "the camera was removed or paused before they were analysed",
     "superseded": "a newer frame of the camera was analysed instead (the pipeline was behind: newest first)",
+    "stale": "older than detector.max_frame_age_s when its forward pass began (the detector was behind)",
 }
 
 

@@ -2,12 +2,18 @@
 
 Camera frames are the detector's job. Auxiliary work (second-opinion crops, ``/detect`` uploads, health
 probes) shares it on a budget: while cameras are running it may take at most ``share`` of the detector's
-time (a token bucket of detector seconds), batched, one aux pass between frame passes. An auxiliary image
+time (a token bucket of detector seconds), batched (under load an aux pass waits until a whole batch waits or
+the oldest has waited half its wait), one aux pass between frame passes. An auxiliary image
 that cannot start within its wait, or finds the queue full, is *skipped* with the reason: it is answered at
 once, never queued without bound, so it cannot pile up in front of frames. With no *live* camera frame for
 ``idle_after_s`` auxiliary work runs freely: the detector is idle, or it only serves frames that wait for
 it (files read as fast as possible, which lose nothing by waiting; an offline replay gets every second
 opinion it asks, as it would on a fast machine).
+
+A live camera's frame may carry a deadline (``detector.max_frame_age_s`` after its capture): when its pass
+begins later than that, it is not run but answered ``STALE`` (its camera counts it dropped, reason ``stale``):
+past the detector's share of a slow machine, frames waiting behind other passes would otherwise reach the
+validator seconds late; the camera's next, newer frame goes instead.
 
 Pure asyncio with the forward passes given as functions (the Serve deployment passes the detector's),
 so the policy is unit-tested with a fake clock and fake passes.
@@ -24,6 +30,7 @@ from typing import Any, Callable
 
 SKIP_BUDGET = "budget"  # no detector time within its wait: the budget was spent on earlier auxiliary work
 SKIP_QUEUE = "queue_full"  # too many auxiliary images waiting already
+STALE = "stale"  # a live camera's frame past its deadline when its pass began: analysing it would only add latency
 
 
 @dataclass
@@ -43,6 +50,11 @@ class AuxBudget:
     def allows(self, now: float) -> bool:
         self.refill(now)
         return self.credit > 0
+
+    @property
+    def full(self) -> bool:
+        """The credit is at its cap (as of the last refill): nothing has been spent lately."""
+        return self.credit >= self.burst_s
 
     def charge(self, seconds: float, now: float) -> None:
         self.refill(now)
@@ -97,7 +109,7 @@ class DetectorScheduler:
         self.budget = AuxBudget(share, burst_s if burst_s is not None else max(0.05, 2.0 * share))
         self.max_batch, self.queue_size, self.wait_s, self.idle_after_s = max_batch, queue_size, wait_s, idle_after_s
         self._clock, self._to_thread = clock, to_thread
-        self._frames: deque[tuple[list, asyncio.Future, bool]] = deque()  # (images, future, live)
+        self._frames: deque[tuple[list, asyncio.Future, bool, list]] = deque()  # (images, future, live, deadlines)
         self._aux: deque[_AuxItem] = deque()
         self._last_frames_at = -math.inf
         self._last_live_at = -math.inf
@@ -108,11 +120,13 @@ class DetectorScheduler:
         self.stats = SchedulerStats(started=clock())
 
     # -- callers ---------------------------------------------------------------------------
-    async def frames(self, images: list, live: bool = True) -> list:
+    async def frames(self, images: list, live: bool = True, deadlines: list[float | None] | None = None) -> list:
         """Detections of camera frames (first in line). ``live``: frames of a camera that drops what it cannot
-        send (these put auxiliary work on its budget); False for frames that wait for the detector."""
+        send (these put auxiliary work on its budget); False for frames that wait for the detector.
+        ``deadlines`` (this clock; None: none): a frame whose pass would begin after its deadline is not run,
+        its answer is ``STALE``."""
         future = self._start().create_future()
-        self._frames.append((images, future, live))
+        self._frames.append((images, future, live, deadlines or [None] * len(images)))
         self._wake.set()
         return await future
 
@@ -160,13 +174,19 @@ class DetectorScheduler:
             await self._run(*job)
 
     def _sleep_s(self) -> float | None:
-        """Until the next aux deadline or credit (None: nothing waits)."""
+        """Until the next aux deadline, the oldest aux image is overdue or urgent, or the credit covers a batch
+        (None: nothing waits)."""
         if not self._aux:
             return None
         now = self._clock()
-        soonest = min(item.deadline for item in self._aux) - now
-        refill = -self.budget.credit / self.budget.share if self.budget.share > 0 else soonest
-        return max(0.001, min(soonest, refill + 0.001))
+        self.budget.refill(now)
+        first = self._aux[0]
+        wait = first.deadline - first.queued_at
+        times = [min(item.deadline for item in self._aux), first.queued_at + 0.5 * wait, first.queued_at + 0.8 * wait]
+        if self.budget.share > 0:
+            need = max(1e-6, min(self.max_batch, len(self._aux)) * self._aux_cost)
+            times.append(now + (need - self.budget.credit) / self.budget.share)
+        return max(0.001, min(t for t in times if t > now) - now) if any(t > now for t in times) else 0.001
 
     def _next(self) -> tuple[str, list, bool] | None:
         """The next pass: (kind, its work: frame jobs or aux items, whether frames were waiting)."""
@@ -174,14 +194,20 @@ class DetectorScheduler:
         self._expire(now)
         frames_wait = bool(self._frames)
         if self._aux:
-            loaded = any(live for _, _, live in self._frames) or now - self._last_live_at < self.idle_after_s
-            # in the gaps between frame passes, while in credit; ahead of waiting frames only once an aux image
-            # has waited half its wait (one pass, never two in a row). Without live frames: free, taking turns
-            # with frames that wait
-            overdue = now - self._aux[0].queued_at >= 0.5 * (self._aux[0].deadline - self._aux[0].queued_at)
+            loaded = any(job[2] for job in self._frames) or now - self._last_live_at < self.idle_after_s
+            # while in credit, in the gaps between frame passes or, once the oldest has waited half its wait, ahead
+            # of waiting frames (one pass, never two in a row). Under load a pass of one crop costs nearly what a
+            # pass of several does, so it waits for a batch: a whole one waiting, or the oldest overdue, and the
+            # credit to cover it (unless the oldest is about to be skipped). At once while the credit is full
+            # (light load). Without live frames: free, taking turns with frames that wait
+            first = self._aux[0]
+            waited, wait = now - first.queued_at, first.deadline - first.queued_at
+            overdue, urgent = waited >= 0.5 * wait, waited >= 0.8 * wait
             alternate = not frames_wait or self._last_kind != "aux"
-            if (not loaded and alternate) or (loaded and self.budget.allows(now) and (
-                    not frames_wait or (overdue and self._last_kind != "aux"))):
+            ready = loaded and self.budget.allows(now) and (
+                self.budget.full or ((len(self._aux) >= self.max_batch or overdue) and (urgent or (
+                    self.budget.affordable(self._aux_cost) >= min(self.max_batch, len(self._aux))))))
+            if (not loaded and alternate) or (ready and (not frames_wait or (overdue and self._last_kind != "aux"))):
                 n = min(self.max_batch, len(self._aux), self.budget.affordable(self._aux_cost) if loaded else 1 << 30)
                 items = [self._aux.popleft() for _ in range(n)]
                 return "aux", items, frames_wait
@@ -193,8 +219,14 @@ class DetectorScheduler:
     async def _run(self, kind: str, work: list, frames_waited: bool) -> None:
         t0 = self._clock()
         if kind == "frames":
-            images = [image for batch, _, _ in work for image in batch]
-            futures = [f for _, f, _ in work]
+            fresh = [deadline is None or deadline > t0 for _, _, _, deadlines in work for deadline in deadlines]
+            images = [image for batch, *_ in work for image in batch]
+            if not all(fresh):
+                self.stats.skipped["frame:" + STALE] += fresh.count(False)
+            if not any(fresh):  # nothing left to run: answer at once, the detector stays free
+                return self._answer_frames(work, [], fresh)
+            images = [image for image, ok in zip(images, fresh) if ok]
+            futures = [f for _, f, *_ in work]
         else:
             images = [item.image for item in work]
             futures = [item.future for item in work]
@@ -216,15 +248,11 @@ class DetectorScheduler:
         self._last_kind = kind
         if kind == "frames":
             self._last_frames_at = now
-            if any(live for _, _, live in work):
+            if any(job[2] for job in work):
                 self._last_live_at = now
             self.stats.images["frames"] += len(images)
             if out is not None:
-                start = 0
-                for (batch, future, _) in work:
-                    if not future.done():
-                        future.set_result(out[start:start + len(batch)])
-                    start += len(batch)
+                self._answer_frames(work, out, fresh)
             return
         self.budget.charge(took, now)
         if frames_waited:
@@ -237,6 +265,16 @@ class DetectorScheduler:
             for future, result in zip(futures, out):
                 if not future.done():
                     future.set_result(result)
+
+    @staticmethod
+    def _answer_frames(work: list, out: list, fresh: list[bool]) -> None:
+        """Each frame job's answers: the pass's detections in order, ``STALE`` for the frames not run."""
+        answers = iter(out)
+        flags = iter(fresh)
+        for batch, future, *_ in work:
+            result = [next(answers) if next(flags) else STALE for _ in batch]
+            if not future.done():
+                future.set_result(result)
 
     def _expire(self, now: float) -> None:
         """Aux images past their wait are skipped: the budget had no time for them."""

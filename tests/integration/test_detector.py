@@ -57,6 +57,21 @@ def test_one_request_carries_several_frames(handle, pets_video: Path) -> None:
         assert np.array_equal(a.class_id, b.class_id) and np.allclose(a.xyxy, b.xyxy, atol=0.05)
 
 
+def test_a_live_frame_too_old_when_its_pass_begins_is_answered_stale_not_run(handle, pets_video: Path) -> None:
+    """max_frame_age_s (1 s by default): a frame captured 5 s ago is not run; a fresh one and one without an age
+    (a file's frame that waits for the detector) are, in the request's order."""
+    cap = cv2.VideoCapture(str(pets_video))
+    frames = [cap.read()[1] for _ in range(3)]
+    before = handle.stats.remote().result()
+    out = handle.detect_frames.remote(frames, True, [0.01, 5.0, None]).result()
+    after = handle.stats.remote().result()
+    assert out[1] == "stale" and len(out[0]) > 0 and len(out[2]) > 0
+    assert after["frames"] - before["frames"] == 2  # the stale one cost no detector time
+    stale = after["scheduler"]["skipped"].get("frame:stale", 0) - before["scheduler"]["skipped"].get("frame:stale", 0)
+    assert stale == 1
+    assert handle.detect_frames.remote(frames[:1], True, [9.0]).result() == ["stale"]  # nothing left to run
+
+
 def test_streams_run_a_pass_in_pieces_side_by_side_with_the_same_detections(pets_video: Path) -> None:
     """Two OpenVINO streams (a pass's frames split in two, run at once, a thread each) find what one stream of two
     threads finds, for any batch size, odd ones included."""

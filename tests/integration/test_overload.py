@@ -43,7 +43,7 @@ def test_an_overloaded_pipeline_sheds_load_evenly_with_bounded_latency(ray_sessi
     # every frame read is analysed or dropped, with a reason the pipeline knows
     for cid, s in streams.items():
         assert s["frames_read"] == s["frames_analysed"] + s["frames_dropped"] and s["in_pipeline"] == 0, cid
-        assert set(s["dropped"]) <= {"overflow", "superseded"}, (cid, s["dropped"])
+        assert set(s["dropped"]) <= {"overflow", "superseded", "stale"}, (cid, s["dropped"])
 
     # no collapse: the detector is kept working for the cameras. Alone it has both cores; here it shares them
     # with decoding 160 frames/s, tracking, validation and Ray (0.41-0.48x measured on an AVX-512 VNNI EPYC;
@@ -64,3 +64,22 @@ def test_an_overloaded_pipeline_sheds_load_evenly_with_bounded_latency(ray_sessi
     skipped = {k: n for k, n in opinions.items() if k.startswith("skipped:")}
     assert opinions["asked"] > 0 and opinions["asked"] == opinions.get("answered", 0) + sum(skipped.values())
     assert set(skipped) <= {"skipped:budget", "skipped:queue_full", "skipped:backlog"}, skipped
+
+
+def test_frames_too_old_for_the_detector_are_dropped_stale_and_latency_stays_bounded(ray_session, tmp_path: Path,
+                                                                                    pets_video: Path) -> None:
+    """Four ingest actors' requests queue at one replica; with max_frame_age_s at 0.15 s many frames are older than
+    that when their pass would begin: they are not run, their cameras count them ('stale'), every frame is still
+    analysed or dropped, and what is analysed reaches the validator within a bound set by the age limit."""
+    settings = settings_for(tmp_path, [{"id": f"cam{i}", "source": str(pets_video)} for i in range(8)],
+                            detector={"imgsz": IMGSZ, "max_frame_age_s": 0.15}, ingest={"cameras_per_actor": 2},
+                            run={"duration_s": 15, "track_log": False})
+    summary = run_pipeline(settings).summary
+    streams, total = summary["streams"], summary["total"]
+    assert total["dropped"].get("stale", 0) > 0, total["dropped"]
+    assert summary["run"]["detector"]["scheduler"]["skipped"].get("frame:stale") == total["dropped"]["stale"]
+    for cid, s in streams.items():
+        assert s["frames_read"] == s["frames_analysed"] + s["frames_dropped"] and s["in_pipeline"] == 0, cid
+        assert s["frames_analysed"] > 0, cid
+    # a frame that ran was at most 0.15 s old when its pass began: the pass, tracking and validation follow
+    assert total["latency_ms"]["p95"] <= 1500, total["latency_ms"]

@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from surveillance_ray.scheduler import SKIP_BUDGET, SKIP_QUEUE, AuxBudget, DetectorScheduler
+from surveillance_ray.scheduler import SKIP_BUDGET, SKIP_QUEUE, STALE, AuxBudget, DetectorScheduler
 
 FRAME_S, AUX_S = 0.010, 0.006  # detector seconds per frame / per aux image (a pass costs the sum)
 
@@ -90,6 +90,36 @@ def test_under_saturating_frames_aux_gets_its_share_and_frames_the_rest() -> Non
     assert max(n for k, n in passes if k == "aux") > 1  # batched
 
 
+def test_under_load_aux_passes_wait_for_a_batch_and_answer_more_within_the_share() -> None:
+    """A pass costs a fixed part plus a part per image (as a forward pass does): under saturating frames and
+    asks, an aux pass waits for a whole batch (or its oldest to be overdue), so the share answers far more crops
+    than one per pass would."""
+    class Overhead(FakeDetector):
+        def aux(self, images: list, kinds: list[str]) -> list:
+            self.t += 0.015  # the pass's fixed cost, on top of AUX_S per image
+            return super().aux(images, kinds)
+
+    async def run() -> tuple[float, float, list, list]:
+        fake = Overhead()
+        sched = scheduler(fake, burst_s=0.3)
+        answers: list = []
+        while fake.t < 20.0:
+            await sched.frames(list(range(8)))
+            for _ in range(2):  # 25 asks a second: more than the share answers even in full batches
+                answers.append(asyncio.ensure_future(sched.aux(["crop"], "crop", wait_s=1.0)))
+        aux_s, wall, sizes = sched.stats.busy_s["aux"], fake.t, [n for k, n in fake.passes if k == "aux"]
+        fake.t += 2.0  # the cameras stopped: what still waits is past its wait
+        sched._wake.set()
+        await asyncio.gather(*answers)
+        return aux_s, wall, sizes, [a.result()[0] for a in answers]
+
+    aux_s, wall, sizes, results = asyncio.run(run())
+    assert aux_s <= 0.15 * wall + 0.3 + 0.015 + 8 * AUX_S  # within the share (and the burst)
+    assert sum(sizes) / len(sizes) >= 4, sizes
+    one_by_one = 0.15 * wall / (0.015 + AUX_S)  # what the share answers a crop per pass
+    assert sum(r == "aux:crop" for r in results) >= 1.5 * one_by_one, (len(results), one_by_one)
+
+
 def test_aux_runs_freely_when_the_cameras_leave_the_detector_idle() -> None:
     async def run() -> tuple[FakeDetector, DetectorScheduler, list]:
         fake = FakeDetector()
@@ -121,6 +151,27 @@ def test_frames_that_wait_for_the_detector_leave_aux_unbudgeted_taking_turns() -
     assert results and all(r == "aux:crop" for r in results)  # none skipped
     kinds = [k for k, _ in fake.passes]
     assert all(not (a == b == "aux") for a, b in zip(kinds, kinds[1:]))  # frames are not starved either
+
+
+def test_frames_past_their_deadline_when_their_pass_begins_are_answered_stale_not_run() -> None:
+    """Two requests wait behind a pass: the frames whose deadline passed meanwhile are not run (answered STALE,
+    counted), the others are, each request's answers in its own order; a request with nothing fresh costs no pass."""
+    async def run() -> tuple[FakeDetector, DetectorScheduler, list, list, list]:
+        fake = FakeDetector()
+        sched = scheduler(fake)
+        first = asyncio.ensure_future(sched.frames(list(range(8))))  # runs at t=0, takes 0.08 s
+        await asyncio.sleep(0)
+        a = asyncio.ensure_future(sched.frames(["a0", "a1", "a2"], deadlines=[0.05, None, 1.0]))
+        b = asyncio.ensure_future(sched.frames(["b0"], deadlines=[0.01]))
+        await first
+        results = await asyncio.gather(a, b)
+        alone = await sched.frames(["c0"], deadlines=[fake.t - 0.001])
+        return fake, sched, results[0], results[1], alone
+
+    fake, sched, a, b, alone = asyncio.run(run())
+    assert a == [STALE, "det:a1", "det:a2"] and b == [STALE] and alone == [STALE]
+    assert fake.passes == [("frames", 8), ("frames", 2)]  # the stale frames were never run
+    assert sched.stats.skipped == {f"frame:{STALE}": 3}
 
 
 def test_a_full_queue_skips_at_once() -> None:
