@@ -111,14 +111,20 @@ def run_project(urls: list[str], args: argparse.Namespace, tmp: Path, config: di
     }
 
 
-def steady_fps(timeline: dict[str, list[list[float]]], settle_s: float = 3.0) -> list[float]:
-    """Each camera's analysed fps once every camera is running: an ingest actor opens its streams one after the
-    other (about a second each), and the first ones open have the detector to themselves meanwhile, as the
-    peer, which opens every stream before its first result, never has (its window starts then)."""
+def steady_start(timeline: dict[str, list[list[float]]], settle_s: float = 3.0) -> float | None:
+    """When the steady window begins: ``settle_s`` after the last camera's first analysed frame (None: a camera
+    never ran). An ingest actor opens its streams one after the other (about a second each), and the first ones
+    open have the detector to themselves meanwhile, as the peer, which opens every stream before its first
+    result, never has (its window starts then)."""
     started = [next((t for t, fps, *_ in points if fps > 0), None) for points in timeline.values()]
-    if not timeline or None in started:
+    return None if not timeline or None in started else max(started) + settle_s
+
+
+def steady_fps(timeline: dict[str, list[list[float]]], settle_s: float = 3.0) -> list[float]:
+    """Each camera's analysed fps over the steady window (``steady_start``)."""
+    start = steady_start(timeline, settle_s)
+    if start is None:
         return []
-    start = max(started) + settle_s
     rates = [[fps for t, fps, *_ in points if t > start] for points in timeline.values()]
     return [round(sum(r) / len(r), 2) for r in rates] if all(rates) else []
 
@@ -126,10 +132,9 @@ def steady_fps(timeline: dict[str, list[list[float]]], settle_s: float = 3.0) ->
 def steady_share(timeline: dict[str, list[list[float]]], settle_s: float = 3.0) -> float | None:
     """Analysed / (analysed + dropped) over the same window as ``steady_fps``: without each stream's connect burst
     (an RTSP stream delivers the seconds it buffered while opening at once; newest first, most are superseded)."""
-    started = [next((t for t, fps, *_ in points if fps > 0), None) for points in timeline.values()]
-    if not timeline or None in started or any(len(p) < 6 for points in timeline.values() for p in points):
+    start = steady_start(timeline, settle_s)
+    if start is None or any(len(p) < 6 for points in timeline.values() for p in points):
         return None
-    start = max(started) + settle_s
     analysed = dropped = 0
     for points in timeline.values():
         before = [p for p in points if p[0] <= start]

@@ -186,7 +186,8 @@ class DetectorScheduler:
         if self.budget.share > 0:
             need = max(1e-6, min(self.max_batch, len(self._aux)) * self._aux_cost)
             times.append(now + (need - self.budget.credit) / self.budget.share)
-        return max(0.001, min(t for t in times if t > now) - now) if any(t > now for t in times) else 0.001
+        later = [t - now for t in times if t > now]
+        return max(0.001, min(later)) if later else 0.001
 
     def _next(self) -> tuple[str, list, bool] | None:
         """The next pass: (kind, its work: frame jobs or aux items, whether frames were waiting)."""
@@ -220,12 +221,12 @@ class DetectorScheduler:
         t0 = self._clock()
         if kind == "frames":
             fresh = [deadline is None or deadline > t0 for _, _, _, deadlines in work for deadline in deadlines]
-            images = [image for batch, *_ in work for image in batch]
             if not all(fresh):
                 self.stats.skipped["frame:" + STALE] += fresh.count(False)
             if not any(fresh):  # nothing left to run: answer at once, the detector stays free
-                return self._answer_frames(work, [], fresh)
-            images = [image for image, ok in zip(images, fresh) if ok]
+                self._answer_frames(work, [], fresh)
+                return
+            images = [image for image, ok in zip((image for batch, *_ in work for image in batch), fresh) if ok]
             futures = [f for _, f, *_ in work]
         else:
             images = [item.image for item in work]
